@@ -1,0 +1,41 @@
+"""OnDemandEnv for Pulumi: contracts between bounded contexts, turned into deployed AWS environments.
+
+Use it from Python::
+
+    from ode import load_library, EnvGraph
+
+    library = load_library("contracts")          # raises ContractErrors listing every mistake
+    graph = EnvGraph.resolve(library, "dev")     # the checked dependency graph of one environment
+    print(graph.contexts)                        # producers before consumers
+"""
+
+from .contracts import (
+    ContractError,
+    ContractErrors,
+    ContractLibrary,
+    Context,
+    EnvironmentsFile,
+    UnknownEnvironmentError,
+    json_schema,
+    load_library,
+    parse_duration,
+)
+from .errors import OdeError, UsageError
+from .graph import CycleError, Edge, EnvGraph
+
+__all__ = [
+    "ContractError",
+    "ContractErrors",
+    "ContractLibrary",
+    "Context",
+    "CycleError",
+    "Edge",
+    "EnvGraph",
+    "EnvironmentsFile",
+    "OdeError",
+    "UnknownEnvironmentError",
+    "UsageError",
+    "json_schema",
+    "load_library",
+    "parse_duration",
+]

@@ -1,0 +1,784 @@
+"""The contract language: pydantic models of a bounded context and of ``environments.yaml``, and their loading.
+
+A contracts library is a directory with one YAML file per bounded context plus ``environments.yaml``.
+:func:`load_library` reads it and raises :class:`ContractErrors` carrying *every* error found, each naming the file,
+the line where it is known, and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from components.kinds import KINDS
+
+from ._versions import Version, VersionRange
+from .errors import OdeError
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+INTERFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+ENVIRONMENTS_FILE = "environments.yaml"
+
+
+class InterfaceKind(StrEnum):
+    EVENT = "event"
+    EVENT_BUS = "event-bus"
+    HTTP_API = "http-api"
+    TABLE = "table"
+    BUCKET = "bucket"
+    QUEUE = "queue"
+    WORKFLOW = "workflow"
+    NETWORK = "network"
+    SECRET = "secret"
+
+
+#: The accesses a consumer may ask for, per interface kind; the first is the default.
+ACCESS: dict[str, tuple[str, ...]] = {
+    "event": ("subscribe",),
+    "event-bus": ("publish",),
+    "http-api": ("invoke",),
+    "table": ("read", "write", "read-write"),
+    "bucket": ("read", "write", "read-write"),
+    "queue": ("send", "consume"),
+    "workflow": ("start",),
+    "network": ("attach",),
+    "secret": ("read",),
+}
+
+#: The outputs a stack exports for each interface it provides, per kind (fixed names, see ``ode.program``).
+OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "event": ("bus_name", "bus_arn", "source", "detail_type"),
+    "event-bus": ("name", "arn"),
+    "http-api": ("url", "id", "execution_arn"),
+    "table": ("name", "arn"),
+    "bucket": ("name", "arn"),
+    "queue": ("name", "url", "arn"),
+    "workflow": ("name", "arn"),
+    "network": ("vpc_id", "private_subnet_ids", "security_group_id"),
+    "secret": ("name", "arn"),
+}
+
+
+def is_deploy_kind(kind: str) -> bool:
+    """Whether consuming an interface of this kind needs the producer deployed first (events do not)."""
+    return kind != "event"
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration written ``90s``, ``30m``, ``8h`` or ``2d``; ``ValueError`` otherwise."""
+    match = _DURATION.match(str(text).strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration such as 90s, 30m, 8h or 2d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _semver(value: str) -> str:
+    Version.parse(value)
+    return value
+
+
+class _Input(BaseModel):
+    """Models of files users write: an unknown field is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _InterfaceBase(_Input):
+    version: str = Field(description="Semantic version of this interface (MAJOR.MINOR.PATCH).")
+    description: str | None = Field(None, description="What this interface offers.")
+
+    _check_version = field_validator("version")(_semver)
+
+
+class EventInterface(_InterfaceBase):
+    kind: Literal["event"] = Field(description="An EventBridge event: source = context, detail-type = name.")
+    event_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        alias="schema",
+        description="JSON Schema of the event's detail.",
+    )
+
+    @field_validator("event_schema")
+    @classmethod
+    def _schema_is_object(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "type" in value and value["type"] != "object":
+            raise ValueError("an event's detail is a JSON object: its schema's type must be 'object'")
+        return value
+
+
+_ROUTE = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /[^\s]*$")
+
+
+class HttpApiInterface(_InterfaceBase):
+    kind: Literal["http-api"] = Field(description="An API Gateway HTTP API.")
+    routes: list[str] = Field(default_factory=list, description="Routes, as 'METHOD /path/{param}'.")
+
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: list[str]) -> list[str]:
+        for route in value:
+            if not _ROUTE.match(route):
+                raise ValueError(f"route {route!r} is not 'METHOD /path' (GET, POST, PUT, PATCH, DELETE, ...)")
+        if len(set(value)) != len(value):
+            raise ValueError("a route is listed twice")
+        return value
+
+
+class TableInterface(_InterfaceBase):
+    kind: Literal["table"] = Field(description="A DynamoDB table.")
+    partition_key: str = Field("id", description="Partition key attribute (string).")
+    sort_key: str | None = Field(None, description="Sort key attribute (string), if any.")
+
+
+class EventBusInterface(_InterfaceBase):
+    kind: Literal["event-bus"] = Field(description="An EventBridge event bus.")
+
+
+class BucketInterface(_InterfaceBase):
+    kind: Literal["bucket"] = Field(description="An S3 bucket.")
+
+
+class QueueInterface(_InterfaceBase):
+    kind: Literal["queue"] = Field(description="An SQS queue.")
+    fifo: bool = Field(False, description="A FIFO queue.")
+
+
+class WorkflowInterface(_InterfaceBase):
+    kind: Literal["workflow"] = Field(description="A Step Functions state machine.")
+
+
+class NetworkInterface(_InterfaceBase):
+    kind: Literal["network"] = Field(description="A VPC with private subnets.")
+
+
+class SecretInterface(_InterfaceBase):
+    kind: Literal["secret"] = Field(description="A Secrets Manager secret.")
+
+
+Interface = Annotated[
+    EventInterface
+    | EventBusInterface
+    | HttpApiInterface
+    | TableInterface
+    | BucketInterface
+    | QueueInterface
+    | WorkflowInterface
+    | NetworkInterface
+    | SecretInterface,
+    Field(discriminator="kind"),
+]
+
+
+class Consumes(_Input):
+    """One interface that a context uses from another, and how."""
+
+    context: str = Field(pattern=NAME_PATTERN, description="The producing bounded context.")
+    interface: str = Field(description="The interface's name in the producer's `provides`.")
+    access: str | None = Field(None, description="How it is used; left out, the first access of its kind.")
+    version: str | None = Field(None, description="Accepted versions: ^1.2, ~1.2.3, >=1.0,<2, 1.x, *.")
+
+    @field_validator("version")
+    @classmethod
+    def _range(cls, value: str | None) -> str | None:
+        if value is not None:
+            VersionRange.parse(value)
+        return value
+
+    #: Index of this entry in the file's ``consumes`` list (entries dropped for their own errors keep it exact).
+    _position: int | None = PrivateAttr(None)
+
+    @property
+    def position(self) -> int:
+        return self._position if self._position is not None else 0
+
+    def access_for(self, kind: str) -> str:
+        """The access asked for, or the default one of the interface's kind."""
+        return self.access or ACCESS[kind][0]
+
+
+class Context(_Input):
+    """A bounded context: what it provides, what it consumes, and which component deploys it."""
+
+    context: str = Field(
+        pattern=NAME_PATTERN, description="Unique name: lowercase letters, digits and '-', starts with a letter."
+    )
+    owner: str = Field(min_length=1, description="Who answers for this context.")
+    version: str = Field(description="Semantic version of this contract.")
+    description: str | None = Field(None, description="What this context does.")
+    component: str = Field(description="Kind of ComponentResource that deploys it: " + ", ".join(sorted(KINDS)))
+    settings: dict[str, Any] = Field(default_factory=dict, description="The component's own settings.")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-environment settings, merged over `settings`."
+    )
+    environments: list[str] | None = Field(
+        None, description="Environments it is deployed to; left out, every environment."
+    )
+    provides: dict[Annotated[str, Field(pattern=INTERFACE_PATTERN)], Interface] = Field(
+        default_factory=dict, description="Interfaces this context offers, by name."
+    )
+    consumes: list[Consumes] = Field(default_factory=list, description="Interfaces it uses from other contexts.")
+
+    _check_version = field_validator("version")(_semver)
+
+    @field_validator("component")
+    @classmethod
+    def _known_component(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"unknown component kind {value!r}; known: {', '.join(sorted(KINDS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _number_consumes(self) -> Context:
+        for i, entry in enumerate(self.consumes):
+            if entry._position is None:
+                entry._position = i
+        return self
+
+    def deployed_in(self, env: str) -> bool:
+        """Whether this context is deployed to ``env`` (contexts without `environments` are everywhere)."""
+        return self.environments is None or env in self.environments
+
+    def settings_for(self, env: str) -> dict[str, Any]:
+        """`settings` with the environment's `overrides` merged over them (nested mappings merged too)."""
+        return _merge(self.settings, self.overrides.get(env, {}))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Environment(_Input):
+    """A long-lived environment: where its stacks go."""
+
+    account: str = Field(pattern=r"^\d{12}$", description="AWS account id (12 digits).")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region.")
+    protected: bool = Field(False, description="Never destroyed by ode; stateful resources are protected.")
+    role_arn: str | None = Field(None, description="IAM role that deployments to this environment assume.")
+
+
+class EphemeralPolicy(_Input):
+    """How environments made on demand (per branch, per pull request) are made."""
+
+    base: str = Field(description="Environment they are cloned from: account, region, settings.")
+    ttl: str = Field("8h", description="Default time to live: 90s, 30m, 8h, 2d.")
+    max_ttl: str = Field("72h", description="Longest time to live that may be asked for.")
+    reuse: list[str] = Field(default_factory=list, description="Contexts taken from the base, not cloned.")
+
+    @field_validator("ttl", "max_ttl")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ttl_within_max(self) -> EphemeralPolicy:
+        if parse_duration(self.ttl) > parse_duration(self.max_ttl):
+            raise ValueError(f"ttl: {self.ttl} is longer than max_ttl {self.max_ttl}")
+        return self
+
+
+class EnvironmentsFile(_Input):
+    """``environments.yaml``: the Pulumi project name, the environments, the ephemeral policy."""
+
+    project: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="The Pulumi project name.")
+    environments: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Environment] = Field(
+        description="Long-lived environments by name."
+    )
+    ephemeral: EphemeralPolicy | None = Field(None, description="Policy of environments made on demand.")
+
+    @model_validator(mode="after")
+    def _base_exists(self) -> EnvironmentsFile:
+        if self.ephemeral and self.ephemeral.base not in self.environments:
+            raise ValueError(
+                f"ephemeral.base: environment {self.ephemeral.base!r} is not in environments "
+                f"({', '.join(self.environments)})"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass(frozen=True, order=True)
+class ContractError:
+    """One mistake in a contracts library: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message}
+
+
+class ContractErrors(OdeError, ValueError):
+    """Every error found in a contracts library, in file order."""
+
+    def __init__(self, errors: Iterable[ContractError]):
+        self.errors = sorted(set(errors), key=lambda e: (e.file, e.line or 0, e.field, e.message))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YAML reading: a fast path that only parses, and a slow path that finds lines, taken for files with errors.
+
+_CLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: object, line: int):
+        self.key, self.line = key, line
+        super().__init__(f"duplicate key {key!r}")
+
+
+class _Loader(_CLoader):  # type: ignore[valid-type,misc]
+    """Safe YAML that refuses a key written twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _read_yaml(path: Path, label: str) -> tuple[Any, list[ContractError]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [ContractError(label, None, "", f"cannot be read: {exc}")]
+    try:
+        return yaml.load(text, Loader=_Loader), []  # noqa: S506 - _Loader is a SafeLoader
+    except _DuplicateKey as exc:
+        return None, [ContractError(label, exc.line, str(exc.key), "is written twice in the same mapping")]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return None, [ContractError(label, line, "", f"YAML syntax: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return None, [ContractError(label, None, "", f"YAML syntax: {exc}")]
+
+
+def _line_of(path: Path, loc: tuple[str | int, ...]) -> int | None:
+    """The line of the field at ``loc`` (or of its nearest existing parent) in a YAML file."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_CLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    line = node.start_mark.line + 1 if node else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line, node = key_node.start_mark.line + 1, value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _field_path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the discriminator tags (interface kinds) and internal keys pydantic adds to error locations."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "provides" and parts[2] in ACCESS:
+        del parts[2]
+    return tuple(p for p in parts if p != "[key]")
+
+
+def _validation_errors(exc: ValidationError, path: Path, label: str) -> list[ContractError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        # A model validator names its own field inside the message ("consumes[2]: ..."): lift it out.
+        match = re.match(r"^([A-Za-z0-9_.\[\]-]+): (.*)$", message, re.S)
+        if match and err["type"] == "value_error" and not loc:
+            field_name, message = match.group(1), match.group(2)
+            loc = _loc_from_path(field_name)
+        if err["type"] == "extra_forbidden":
+            message = "is not a field of the contract language (a typo?)"
+        elif err["type"] == "missing":
+            message = "is required"
+        elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "context":
+            message = f"{err['input']!r} is not a context name: lowercase letters, digits and '-', " \
+                "starting with a letter, at most 32 characters"
+        elif err["type"] == "union_tag_invalid":
+            message = f"kind must be one of {', '.join(ACCESS)}"
+            loc = (*loc, "kind")
+        elif err["type"] == "union_tag_not_found":
+            message = f"kind is required: one of {', '.join(ACCESS)}"
+            loc = (*loc, "kind")
+        errors.append(ContractError(label, _line_of(path, loc), _field_path(loc), message))
+    return errors
+
+
+def _loc_from_path(text: str) -> tuple[str | int, ...]:
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", text):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The library
+
+
+@dataclass
+class ContractLibrary:
+    """A loaded, individually valid contracts library. Use :meth:`check` (or :func:`load_library`) for the
+    cross-file rules; :class:`ode.graph.EnvGraph` builds one environment's graph from it."""
+
+    root: Path
+    environments: EnvironmentsFile
+    contexts: dict[str, Context]
+    files: dict[str, Path] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
+
+    @property
+    def project(self) -> str:
+        return self.environments.project
+
+    def label(self, context: str) -> str:
+        """The file a context came from, as written in messages."""
+        path = self.files.get(context)
+        return _label(self.root, path) if path else f"<{context}>"
+
+    def environment(self, env: str) -> Environment:
+        """The named long-lived environment; ``KeyError`` with the known names otherwise."""
+        try:
+            return self.environments.environments[env]
+        except KeyError:
+            known = ", ".join(self.environments.environments)
+            raise UnknownEnvironmentError(f"unknown environment {env!r} (environments.yaml has: {known})") from None
+
+    def interface(self, context: str, name: str) -> _InterfaceBase | None:
+        ctx = self.contexts.get(context)
+        return ctx.provides.get(name) if ctx else None  # type: ignore[return-value]
+
+    def bus_of(self, context: str) -> tuple[str, str] | None:
+        """The event bus ``context`` publishes on, as (context, interface): one it provides, else one it
+        consumes with ``publish``."""
+        ctx = self.contexts[context]
+        for name, iface in ctx.provides.items():
+            if iface.kind == "event-bus":
+                return context, name
+        for entry in ctx.consumes:
+            producer = self.contexts.get(entry.context)
+            iface = producer.provides.get(entry.interface) if producer else None
+            if iface is not None and iface.kind == "event-bus" and entry.access_for(iface.kind) == "publish":
+                return entry.context, entry.interface
+        return None
+
+    def links(self, context: str) -> Iterator[Link]:
+        """What ``context`` consumes, resolved: each existing interface it names, and for each event it
+        subscribes to, the bus that event travels on (a deploy need: the rule lives on that bus)."""
+        buses: dict[tuple[str, str], str] = {}
+        explicit: set[tuple[str, str]] = set()
+        for entry in self.contexts[context].consumes:
+            producer = self.contexts.get(entry.context)
+            iface = producer.provides.get(entry.interface) if producer else None
+            if iface is None:
+                continue
+            explicit.add((entry.context, entry.interface))
+            yield Link(entry.context, entry.interface, iface.kind, entry.access_for(iface.kind),
+                       is_deploy_kind(iface.kind), None)
+            if iface.kind == "event":
+                bus = self.bus_of(entry.context)
+                if bus is not None and bus[0] != context:
+                    buses.setdefault(bus, entry.interface)
+        for (bus_context, bus_interface), event in buses.items():
+            if (bus_context, bus_interface) not in explicit:
+                yield Link(bus_context, bus_interface, "event-bus", "subscribe", True, event)
+
+    def check(self, env: str | None = None) -> list[ContractError]:
+        """Every cross-file error: consumed interfaces that do not exist, accesses, versions, environments,
+        events that cannot be published, deploy cycles. Limited to ``env`` where given."""
+        from .graph import deploy_cycles  # the graph module owns cycle finding
+
+        errors: list[ContractError] = []
+        envs = self.environments.environments
+        env_names = [env] if env else list(envs)
+        for name, ctx in self.contexts.items():
+            label = self.label(name)
+            path = self.files.get(name)
+
+            def err(loc: tuple[str | int, ...], message: str, label: str = label, path: Path | None = path) -> None:
+                line = _line_of(path, loc) if path else None
+                errors.append(ContractError(label, line, _field_path(loc), message))
+
+            for env_name in ctx.overrides:
+                if env_name not in envs:
+                    err(("overrides", env_name), f"environment {env_name!r} is not in environments.yaml")
+            for i, env_name in enumerate(ctx.environments or []):
+                if env_name not in envs:
+                    err(("environments", i), f"environment {env_name!r} is not in environments.yaml")
+            kind = KINDS[ctx.component]
+            for env_name in env_names if ctx.environments is None else ctx.environments:
+                if env_name not in envs or (env and env_name != env):
+                    continue
+                try:
+                    kind.settings.model_validate(ctx.settings_for(env_name))
+                except ValidationError as exc:
+                    overridden = ctx.overrides.get(env_name, {})
+                    for e in exc.errors(include_url=False):
+                        key = e["loc"][0] if e["loc"] else None
+                        in_override = key in overridden
+                        loc = ("overrides", env_name, *e["loc"]) if in_override else ("settings", *e["loc"])
+                        if e["type"] == "extra_forbidden":
+                            msg = f"is not a setting of component {ctx.component!r}"
+                        else:
+                            msg = e["msg"].removeprefix("Value error, ")
+                        err(loc, msg)
+            for iface_name, iface in ctx.provides.items():
+                if iface.kind not in kind.provides:
+                    err(("provides", iface_name, "kind"),
+                        f"component {ctx.component!r} cannot provide a {iface.kind!r} interface "
+                        f"(it provides {', '.join(sorted(kind.provides))})")
+            seen: set[tuple[str, str]] = set()
+            for entry in ctx.consumes:
+                i = entry.position
+                if entry.context == name:
+                    err(("consumes", i, "context"), f"context {name!r} consumes itself")
+                elif (entry.context, entry.interface) in seen:
+                    err(("consumes", i), f"{entry.context}/{entry.interface} is consumed twice")
+                seen.add((entry.context, entry.interface))
+            publishes = any(i.kind == "event-bus" for i in ctx.provides.values())
+            for entry in ctx.consumes:
+                i = entry.position
+                if entry.context == name:
+                    continue
+                producer = self.contexts.get(entry.context)
+                if producer is None:
+                    if entry.context in self.broken:
+                        continue  # its own file's errors are reported already
+                    err(("consumes", i, "context"), f"context {entry.context!r} does not exist")
+                    continue
+                iface = producer.provides.get(entry.interface)
+                if iface is None:
+                    offered = ", ".join(producer.provides) or "nothing"
+                    err(("consumes", i, "interface"),
+                        f"{entry.context} provides no interface {entry.interface!r} (it provides {offered})")
+                    continue
+                allowed = ACCESS[iface.kind]
+                if entry.access is not None and entry.access not in allowed:
+                    err(("consumes", i, "access"),
+                        f"{entry.access!r} is not an access of {iface.kind} {entry.context}/{entry.interface} "
+                        f"(allowed: {', '.join(allowed)})")
+                if iface.kind == "event-bus" and entry.access_for(iface.kind) == "publish":
+                    publishes = True
+                if entry.version is not None and not VersionRange.parse(entry.version).allows(iface.version):
+                    err(("consumes", i, "version"),
+                        f"{entry.context}/{entry.interface} is at {iface.version}, outside {entry.version!r}")
+                if is_deploy_kind(iface.kind):
+                    for env_name in env_names:
+                        if env_name in envs and ctx.deployed_in(env_name) and not producer.deployed_in(env_name):
+                            err(("consumes", i, "context"),
+                                f"{name} is deployed in {env_name} but its producer {entry.context} is not")
+            if not publishes and any(i.kind == "event" for i in ctx.provides.values()):
+                err(("provides",), "provides events but cannot publish them: consume an event-bus with "
+                    "access 'publish', or provide one")
+        policy = self.environments.ephemeral
+        if policy:
+            for i, reused in enumerate(policy.reuse):
+                if reused not in self.contexts:
+                    errors.append(ContractError(ENVIRONMENTS_FILE, _line_of(self.root / ENVIRONMENTS_FILE, (
+                        "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]", f"context {reused!r} does not exist"))
+        for cycle in deploy_cycles(self):
+            consumer, producer = cycle[0], cycle[1]
+            index = next(c.position for c in self.contexts[consumer].consumes if c.context == producer)
+            loc: tuple[str | int, ...] = ("consumes", index, "context")
+            path = self.files.get(consumer)
+            errors.append(ContractError(
+                self.label(consumer), _line_of(path, loc) if path else None, _field_path(loc),
+                "cycle of deploy edges: " + " -> ".join(cycle)))
+        return errors
+
+
+@dataclass(frozen=True)
+class Link:
+    """One resolved use of a producer's interface; ``via`` names the event that an implicit bus need serves."""
+
+    producer: str
+    interface: str
+    kind: str
+    access: str
+    deploy: bool
+    via: str | None
+
+
+class UnknownEnvironmentError(OdeError, KeyError):
+    """An environment name that environments.yaml does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _label(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _context_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.iterdir()):
+        if path.suffix in (".yaml", ".yml") and path.name not in (ENVIRONMENTS_FILE, "environments.yml"):
+            yield path
+
+
+def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[ContractError]]:
+    """Read and validate each file of a library on its own; return the library (None when environments.yaml
+    is unusable) and the errors of the files, without the cross-file checks."""
+    root = Path(root)
+    if not root.is_dir():
+        return None, [ContractError(str(root), None, "", "is not a directory of contracts")]
+    errors: list[ContractError] = []
+    env_path = root / ENVIRONMENTS_FILE
+    env_file: EnvironmentsFile | None = None
+    env_label = _label(root, env_path)
+    if not env_path.exists():
+        errors.append(ContractError(env_label, None, "", "is missing: a library needs its environments"))
+    else:
+        data, errs = _read_yaml(env_path, env_label)
+        errors.extend(errs)
+        if not errs:
+            try:
+                env_file = EnvironmentsFile.model_validate(data if data is not None else {})
+            except ValidationError as exc:
+                errors.extend(_validation_errors(exc, env_path, env_label))
+                # Without its ephemeral policy the file may still say enough to check the contexts.
+                if isinstance(data, dict) and "ephemeral" in data:
+                    try:
+                        env_file = EnvironmentsFile.model_validate({**data, "ephemeral": None})
+                    except ValidationError:
+                        pass
+    contexts: dict[str, Context] = {}
+    files: dict[str, Path] = {}
+    broken: set[str] = set()
+    for path in _context_files(root):
+        label = _label(root, path)
+        data, errs = _read_yaml(path, label)
+        if errs:
+            errors.extend(errs)
+            continue
+        if not isinstance(data, dict):
+            errors.append(ContractError(label, 1, "", "a contract is a mapping with context, owner, version, ..."))
+            continue
+        try:
+            ctx = Context.model_validate(data)
+        except ValidationError as exc:
+            errors.extend(_validation_errors(exc, path, label))
+            partial = _salvage(data, exc)
+            if partial is None:
+                if isinstance(data.get("context"), str):
+                    broken.add(data["context"])
+                continue
+            ctx = partial
+        if ctx.context in contexts:
+            errors.append(ContractError(
+                label, _line_of(path, ("context",)), "context",
+                f"context {ctx.context!r} is already defined in {_label(root, files[ctx.context])}"))
+            continue
+        contexts[ctx.context] = ctx
+        files[ctx.context] = path
+    if env_file is None:
+        return None, errors
+    return ContractLibrary(root, env_file, contexts, files, broken), errors
+
+
+def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
+    """The valid rest of a contract whose validation failed: unknown fields, bad interfaces and bad consumes
+    entries dropped, so that the cross-file checks can still report what else is wrong in one run."""
+    data = dict(data)
+    provides = dict(data["provides"]) if isinstance(data.get("provides"), dict) else None
+    consumes = list(data["consumes"]) if isinstance(data.get("consumes"), list) else None
+    bad_consumes: set[int] = set()
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if not loc:
+            return None
+        if loc[0] == "provides" and len(loc) > 1 and provides is not None:
+            provides.pop(str(loc[1]), None)
+        elif loc[0] == "consumes" and len(loc) > 1 and isinstance(loc[1], int):
+            bad_consumes.add(loc[1])
+        elif err["type"] == "extra_forbidden" or loc[0] in ("settings", "overrides", "description", "environments"):
+            data.pop(str(loc[0]), None)
+        else:
+            return None
+    if provides is not None:
+        data["provides"] = provides
+    kept = [i for i in range(len(consumes or [])) if i not in bad_consumes]
+    if consumes is not None:
+        data["consumes"] = [consumes[i] for i in kept]
+    try:
+        ctx = Context.model_validate(data)
+    except ValidationError:
+        return None
+    for entry, index in zip(ctx.consumes, kept):
+        entry._position = index
+    return ctx
+
+
+def load_library(root: str | Path, env: str | None = None) -> ContractLibrary:
+    """Load a contracts library and check it whole (for ``env`` only, where given).
+
+    Raises :class:`ContractErrors` with every error found, or :class:`UnknownEnvironmentError`.
+    """
+    library, errors = read_library(root)
+    if library is not None:
+        if env is not None:
+            library.environment(env)
+        errors.extend(library.check(env))
+    if errors:
+        raise ContractErrors(errors)
+    assert library is not None
+    return library
+
+
+def json_schema(which: Literal["context", "environments"] = "context") -> dict[str, Any]:
+    """The JSON Schema of a contract file (or of environments.yaml), for editors."""
+    model = Context if which == "context" else EnvironmentsFile
+    schema = model.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "OnDemandEnv bounded-context contract" if which == "context" else "OnDemandEnv environments"
+    return schema

@@ -1,0 +1,15 @@
+"""The errors a user can cause. Each prints as one clear message; the CLI exits non-zero without a traceback."""
+
+from __future__ import annotations
+
+
+class OdeError(Exception):
+    """Base of every error the platform reports to its user (a bad contract, a cycle, a failed stack...)."""
+
+    exit_code = 1
+
+
+class UsageError(OdeError):
+    """A command was given something it cannot work with (an unknown context, a bad option value)."""
+
+    exit_code = 2

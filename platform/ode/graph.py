@@ -1,0 +1,213 @@
+"""The dependency graph of one environment, over ``networkx``.
+
+Deploy edges (a consumer needs its producer's outputs) decide the order; event edges (subscriptions) do not, and
+are kept for impact analysis and the picture. Callers speak of contexts, producers and consumers, never of raw
+networkx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import NewType
+
+import networkx as nx
+
+from .contracts import ContractLibrary
+from .errors import OdeError, UsageError
+
+ContextId = NewType("ContextId", str)
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """One consumed interface between two contexts deployed in the same environment."""
+
+    consumer: str
+    producer: str
+    interface: str
+    kind: str
+    access: str
+    deploy: bool
+    via: str | None = None
+
+
+class CycleError(OdeError, ValueError):
+    """The deploy edges of a graph form a cycle; ``path`` is it, first node repeated at the end."""
+
+    def __init__(self, path: list[str]):
+        self.path = path
+        super().__init__("cycle of deploy edges: " + " -> ".join(path))
+
+
+def _needs_graph(library: ContractLibrary, only: Iterable[str] | None = None) -> nx.DiGraph:
+    """consumer -> producer for every deploy edge between existing contexts."""
+    names = set(library.contexts) if only is None else set(only)
+    g = nx.DiGraph()
+    g.add_nodes_from(names)
+    for name in names:
+        for link in library.links(name):
+            if link.deploy and link.producer in names and link.producer != name:  # self-use: its own error
+                g.add_edge(name, link.producer)
+    return g
+
+
+def find_cycles(needs: nx.DiGraph) -> list[list[str]]:
+    """One cycle per strongly connected part of a consumer -> producer graph, each as a path that starts at its
+    smallest name and repeats it at the end: ``[a, b, c, a]`` reads "a needs b needs c needs a"."""
+    cycles = []
+    for component in nx.strongly_connected_components(needs):
+        if len(component) == 1:
+            (node,) = component
+            if not needs.has_edge(node, node):
+                continue
+        start = min(component)
+        sub = needs.subgraph(component)
+        # Shortest way back to the start: a short cycle is the readable one.
+        back = min((p for p in sub.predecessors(start)), key=lambda p: (nx.shortest_path_length(sub, start, p), p))
+        path = nx.shortest_path(sub, start, back) + [start]
+        cycles.append([str(n) for n in path])
+    return sorted(cycles)
+
+
+def deploy_cycles(library: ContractLibrary) -> list[list[str]]:
+    """The deploy cycles of a whole library (whatever the environments)."""
+    return find_cycles(_needs_graph(library))
+
+
+class EnvGraph:
+    """The checked graph of one environment: its contexts, deploy and event edges, and their order.
+
+    Build it with :meth:`resolve`; it never changes afterwards.
+    """
+
+    def __init__(self, library: ContractLibrary, env: str, contexts: Iterable[str]):
+        self.library = library
+        self.env = env
+        names = sorted(set(contexts))
+        self._edges: list[Edge] = []
+        self._deps = nx.DiGraph()  # producer -> consumer, deploy edges only
+        self._deps.add_nodes_from(names)
+        members = set(names)
+        for name in names:
+            for link in library.links(name):
+                if link.producer not in members:
+                    continue
+                self._edges.append(
+                    Edge(name, link.producer, link.interface, link.kind, link.access, link.deploy, link.via)
+                )
+                if link.deploy:
+                    self._deps.add_edge(link.producer, name)
+        self._edges.sort()
+        try:
+            self._order = [ContextId(n) for n in nx.lexicographical_topological_sort(self._deps)]
+        except nx.NetworkXUnfeasible:
+            cycles = find_cycles(self._deps.reverse(copy=False))
+            raise CycleError(cycles[0]) from None
+        self._position = {n: i for i, n in enumerate(self._order)}
+
+    @classmethod
+    def resolve(cls, library: ContractLibrary, env: str) -> EnvGraph:
+        """The graph of every context deployed in ``env``. Raises ``UnknownEnvironmentError``, ``CycleError``."""
+        library.environment(env)
+        return cls(library, env, (n for n, c in library.contexts.items() if c.deployed_in(env)))
+
+    # -- queries ---------------------------------------------------------------------------------------------
+    @property
+    def contexts(self) -> list[ContextId]:
+        """The contexts in deploy order: every producer before its consumers, ties broken by name."""
+        return list(self._order)
+
+    @property
+    def edges(self) -> list[Edge]:
+        return list(self._edges)
+
+    def __contains__(self, context: object) -> bool:
+        return context in self._position
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def position(self, context: str) -> int:
+        """The context's place in the deploy order (a deterministic scheduling priority)."""
+        return self._position[context]
+
+    def producers_of(self, context: str) -> list[ContextId]:
+        """Contexts whose outputs ``context`` needs before it can deploy."""
+        return sorted(self._deps.predecessors(context), key=self.position)
+
+    def consumers_of(self, context: str) -> list[ContextId]:
+        """Contexts that need ``context``'s outputs."""
+        return sorted(self._deps.successors(context), key=self.position)
+
+    def subscribers_of(self, context: str) -> list[str]:
+        """Contexts subscribed to events that ``context`` provides."""
+        return sorted({e.consumer for e in self._edges if e.producer == context and not e.deploy})
+
+    def ancestors(self, context: str) -> set[ContextId]:
+        """Every context ``context`` needs, directly or not."""
+        return {ContextId(n) for n in nx.ancestors(self._deps, context)}
+
+    def descendants(self, context: str) -> set[ContextId]:
+        """Every context that needs ``context``, directly or not."""
+        return {ContextId(n) for n in nx.descendants(self._deps, context)}
+
+    def edges_into(self, context: str) -> list[Edge]:
+        """The interfaces ``context`` consumes within this environment."""
+        return [e for e in self._edges if e.consumer == context]
+
+    def levels(self) -> list[list[ContextId]]:
+        """The contexts in waves: each wave needs only earlier ones (what level-by-level tools deploy)."""
+        return [sorted((ContextId(n) for n in gen), key=self.position)
+                for gen in nx.topological_generations(self._deps)]
+
+    def subgraph_for(self, contexts: Iterable[str]) -> EnvGraph:
+        """The graph of ``contexts`` and every context they need. Raises ``UsageError`` naming an unknown one."""
+        wanted: set[str] = set()
+        for name in contexts:
+            if name not in self._position:
+                raise UsageError(f"context {name!r} is not deployed in {self.env}")
+            wanted.add(name)
+            wanted |= nx.ancestors(self._deps, name)
+        return EnvGraph(self.library, self.env, wanted)
+
+    def without(self, contexts: Iterable[str]) -> EnvGraph:
+        """The same graph without ``contexts`` (their consumers' edges to them dropped)."""
+        drop = set(contexts)
+        return EnvGraph(self.library, self.env, (n for n in self._order if n not in drop))
+
+    # -- pictures --------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, object]:
+        """``{"env", "nodes": [{"context", "component", "owner", "version"}], "edges": [{"consumer",
+        "producer", "interface", "kind", "access", "deploy"}]}``."""
+        nodes = []
+        for name in self._order:
+            ctx = self.library.contexts[name]
+            nodes.append({"context": name, "component": ctx.component, "owner": ctx.owner, "version": ctx.version})
+        return {"env": self.env, "nodes": nodes, "edges": [asdict(e) for e in self._edges]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart: producers point at consumers; event subscriptions dashed."""
+        ids = {n: f"n{i}" for i, n in enumerate(self._order)}
+        lines = ["flowchart LR"]
+        for name in self._order:
+            lines.append(f'    {ids[name]}["{name}<br/><small>{self.library.contexts[name].component}</small>"]')
+        for e in self._edges:
+            arrow = "-->" if e.deploy else "-.->"
+            lines.append(f'    {ids[e.producer]} {arrow}|"{e.interface} ({e.access})"| {ids[e.consumer]}')
+        return "\n".join(lines) + "\n"
+
+    def to_dot(self) -> str:
+        """A Graphviz digraph: producers point at consumers; event subscriptions dashed."""
+        lines = [f'digraph "{self.env}" {{', "    rankdir=LR;", "    node [shape=box, style=rounded];"]
+        for name in self._order:
+            lines.append(f'    "{name}" [label="{name}\\n{self.library.contexts[name].component}"];')
+        for e in self._edges:
+            style = "solid" if e.deploy else "dashed"
+            lines.append(f'    "{e.producer}" -> "{e.consumer}" [label="{e.interface} ({e.access})", style={style}];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+"""Shared fixtures: contract libraries written into temporary directories."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "contracts"
+
+ENVIRONMENTS: dict[str, Any] = {
+    "project": "test",
+    "environments": {
+        "dev": {"account": "111111111111", "region": "us-east-1"},
+        "prod": {"account": "333333333333", "region": "eu-west-1", "protected": True},
+    },
+    "ephemeral": {"base": "dev", "ttl": "8h", "max_ttl": "72h", "reuse": []},
+}
+
+
+def context(name: str, component: str = "data-store", provides: dict[str, Any] | None = None,
+            consumes: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A minimal valid contract for ``name``."""
+    doc: dict[str, Any] = {"context": name, "owner": "team", "version": "1.0.0", "component": component}
+    doc["provides"] = provides if provides is not None else {"t": {"kind": "table", "version": "1.0.0"}}
+    if consumes:
+        doc["consumes"] = consumes
+    doc.update(extra)
+    return doc
+
+
+def write_library(root: Path, contexts: list[dict[str, Any]], environments: dict[str, Any] | None = None,
+                  raw: dict[str, str] | None = None) -> Path:
+    """Write a library: one YAML file per context (named after it), environments.yaml, and raw files as given."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "environments.yaml").write_text(yaml.safe_dump(environments or ENVIRONMENTS, sort_keys=False))
+    for doc in contexts:
+        (root / f"{doc['context']}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    for name, text in (raw or {}).items():
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def sample_library(tmp_path: Path) -> Path:
+    """A copy of the sample shop library that a test may change."""
+    dest = tmp_path / "contracts"
+    shutil.copytree(SAMPLE, dest)
+    return dest

@@ -1,0 +1,53 @@
+"""The ``ode`` command end to end, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import SAMPLE, context, write_library
+
+
+def ode(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ode.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
+
+
+def test_validate_sample() -> None:
+    result = ode("validate", "--contracts", str(SAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "ok: 11 contexts" in result.stdout
+
+
+def test_validate_json_and_errors_without_traceback(tmp_path: Path) -> None:
+    root = write_library(tmp_path, [context("a", consumes=[{"context": "ghost", "interface": "t"}])])
+    result = ode("validate", "--contracts", str(root), "--json")
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is False
+    assert payload["errors"][0]["field"] == "consumes[0].context"
+    assert "Traceback" not in result.stderr
+    assert "a.yaml:" in result.stderr and "'ghost' does not exist" in result.stderr
+
+
+def test_unknown_environment_exits_nonzero() -> None:
+    result = ode("graph", "--env", "qa", "--contracts", str(SAMPLE))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: unknown environment 'qa' (environments.yaml has: dev, stage, prod)"
+
+
+def test_graph_formats() -> None:
+    data = json.loads(ode("graph", "--env", "dev", "--format", "json", "--contracts", str(SAMPLE)).stdout)
+    assert data["env"] == "dev" and data["nodes"] and data["edges"]
+    assert ode("graph", "--env", "dev", "--contracts", str(SAMPLE)).stdout.startswith("flowchart LR")
+    dot = ode("graph", "--env", "dev", "--format", "dot", "--contracts", str(SAMPLE), "--contexts", "orders")
+    assert "storefront" not in dot.stdout and '"orders"' in dot.stdout
+
+
+def test_schema_is_json_schema() -> None:
+    schema = json.loads(ode("schema").stdout)
+    assert schema["additionalProperties"] is False
+    assert {"context", "owner", "version", "component"} <= set(schema["required"])
+    assert "provides" in schema["properties"]

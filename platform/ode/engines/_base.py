@@ -1,0 +1,121 @@
+"""What every engine promises: the stack spec it is given, the results it returns, the errors it raises."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..errors import OdeError
+
+#: Upstream outputs handed to a consumer: producer context -> interface -> field -> value.
+Upstream = dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything needed to run one bounded context's stack in one environment.
+
+    ``env`` is the environment's name (an ephemeral one included); ``base_env`` is the long-lived environment
+    whose account, region and settings it takes (``env`` itself for long-lived ones).
+    """
+
+    project: str
+    env: str
+    context: str
+    contracts_dir: Path
+    base_env: str | None = None
+    upstream: Upstream = field(default_factory=dict)
+    #: (producer, interface, field) triples of ``upstream`` whose values are secret.
+    secret_upstream: frozenset[tuple[str, str, str]] = frozenset()
+    #: Extra stack config (``key: value``), e.g. provider endpoints for a local target.
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stack_name(self) -> str:
+        """The Pulumi stack name: ``<env>.<context>``."""
+        return f"{self.env}.{self.context}"
+
+    @property
+    def settings_env(self) -> str:
+        """The environment whose account, region, settings and overrides apply."""
+        return self.base_env or self.env
+
+
+Operation = Literal["preview", "up", "destroy", "refresh"]
+
+
+@dataclass
+class ResourceChange:
+    """One resource of a stack as an engine saw it."""
+
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    op: Literal["create", "update", "delete", "same", "replace"] = "same"
+
+
+@dataclass
+class StackResult:
+    """What one engine operation on one stack did. ``simulated`` is True when nothing was really deployed."""
+
+    stack: str
+    operation: Operation
+    outputs: dict[str, Any] = field(default_factory=dict)
+    #: Output names whose values are secret (they are never written anywhere in plain text).
+    secret_outputs: frozenset[str] = frozenset()
+    resources: list[ResourceChange] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)
+    simulated: bool = False
+    duration_s: float = 0.0
+
+
+ProgressCallback = Callable[[str, str], None]
+"""Called with (stack name, one line of progress) while an engine works."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One way of running stacks. Implementations must be safe to call from several threads at once."""
+
+    name: str
+
+    def preview(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
+
+    def up(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
+
+    def destroy(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
+
+    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
+
+    def outputs(self, spec: StackSpec) -> dict[str, Any]: ...
+
+
+class EngineError(OdeError):
+    """An engine operation failed; ``stack`` names the stack, ``detail`` carries the engine's own words."""
+
+    #: Worth trying again after a pause (a lock held by a run that just ended, a throttled API).
+    transient = False
+
+    def __init__(self, stack: str, message: str, detail: str = ""):
+        self.stack = stack
+        self.detail = detail
+        super().__init__(f"{stack}: {message}")
+
+
+class ConcurrentUpdateError(EngineError):
+    transient = True
+
+
+class StackNotFoundError(EngineError):
+    pass
+
+
+class ProgramError(EngineError):
+    """The stack's program itself failed (a bad setting, a component that raised)."""
+
+
+class CliNotFoundError(OdeError):
+    """No ``pulumi`` executable could be found or installed."""

@@ -7,6 +7,7 @@ the line where it is known, and the field.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+import yaml_rs
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from components.kinds import KINDS
@@ -195,13 +197,6 @@ class Consumes(_Input):
             VersionRange.parse(value)
         return value
 
-    #: Index of this entry in the file's ``consumes`` list (entries dropped for their own errors keep it exact).
-    _position: int | None = PrivateAttr(None)
-
-    @property
-    def position(self) -> int:
-        return self._position if self._position is not None else 0
-
     def access_for(self, kind: str) -> str:
         """The access asked for, or the default one of the interface's kind."""
         return self.access or ACCESS[kind][0]
@@ -238,12 +233,12 @@ class Context(_Input):
             raise ValueError(f"unknown component kind {value!r}; known: {', '.join(sorted(KINDS))}")
         return value
 
-    @model_validator(mode="after")
-    def _number_consumes(self) -> Context:
-        for i, entry in enumerate(self.consumes):
-            if entry._position is None:
-                entry._position = i
-        return self
+    #: Where each ``consumes`` entry stands in the file, when entries with errors of their own were dropped.
+    _positions: list[int] | None = PrivateAttr(None)
+
+    def numbered_consumes(self) -> list[tuple[int, Consumes]]:
+        """The ``consumes`` entries with their index in the file (exact even when some were dropped)."""
+        return list(zip(self._positions or range(len(self.consumes)), self.consumes, strict=False))
 
     def deployed_in(self, env: str) -> bool:
         """Whether this context is deployed to ``env`` (contexts without `environments` are everywhere)."""
@@ -368,20 +363,28 @@ class _Loader(_CLoader):  # type: ignore[valid-type,misc]
 
 
 def _read_yaml(path: Path, label: str) -> tuple[Any, list[ContractError]]:
+    """Parse one file. The fast path is yaml_rs (Rust, YAML 1.2: ``yes`` stays a string, a duplicate key is an
+    error); a file it rejects is read again with PyYAML only to say where and why."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [ContractError(label, None, "", f"cannot be read: {exc}")]
     try:
-        return yaml.load(text, Loader=_Loader), []  # noqa: S506 - _Loader is a SafeLoader
-    except _DuplicateKey as exc:
-        return None, [ContractError(label, exc.line, str(exc.key), "is written twice in the same mapping")]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        return None, [ContractError(label, line, "", f"YAML syntax: {exc.problem or exc.context}")]
-    except yaml.YAMLError as exc:
-        return None, [ContractError(label, None, "", f"YAML syntax: {exc}")]
+        return yaml_rs.loads(text), []
+    except yaml_rs.YAMLDecodeError as fast_error:
+        first_line = str(fast_error).splitlines()[0] if str(fast_error) else "cannot be parsed"
+        try:
+            yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        except _DuplicateKey as exc:
+            return None, [ContractError(label, exc.line, str(exc.key), "is written twice in the same mapping")]
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            return None, [ContractError(label, line, "", f"YAML syntax: {exc.problem or exc.context}")]
+        except yaml.YAMLError:
+            pass
+        match = re.search(r"line (\d+)", first_line)
+        return None, [ContractError(label, int(match.group(1)) if match else None, "", f"YAML: {first_line}")]
 
 
 def _line_of(path: Path, loc: tuple[str | int, ...]) -> int | None:
@@ -473,6 +476,8 @@ class ContractLibrary:
     contexts: dict[str, Context]
     files: dict[str, Path] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)
+    _links: dict[str, tuple[Link, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _labels: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def project(self) -> str:
@@ -480,8 +485,10 @@ class ContractLibrary:
 
     def label(self, context: str) -> str:
         """The file a context came from, as written in messages."""
-        path = self.files.get(context)
-        return _label(self.root, path) if path else f"<{context}>"
+        if context not in self._labels:
+            path = self.files.get(context)
+            self._labels[context] = _label(self.root, path) if path else f"<{context}>"
+        return self._labels[context]
 
     def environment(self, env: str) -> Environment:
         """The named long-lived environment; ``KeyError`` with the known names otherwise."""
@@ -509,9 +516,15 @@ class ContractLibrary:
                 return entry.context, entry.interface
         return None
 
-    def links(self, context: str) -> Iterator[Link]:
+    def links(self, context: str) -> tuple[Link, ...]:
         """What ``context`` consumes, resolved: each existing interface it names, and for each event it
         subscribes to, the bus that event travels on (a deploy need: the rule lives on that bus)."""
+        found = self._links.get(context)
+        if found is None:
+            found = self._links[context] = tuple(self._resolve_links(context))
+        return found
+
+    def _resolve_links(self, context: str) -> Iterator[Link]:
         buses: dict[tuple[str, str], str] = {}
         explicit: set[tuple[str, str]] = set()
         for entry in self.contexts[context].consumes:
@@ -575,16 +588,14 @@ class ContractLibrary:
                         f"component {ctx.component!r} cannot provide a {iface.kind!r} interface "
                         f"(it provides {', '.join(sorted(kind.provides))})")
             seen: set[tuple[str, str]] = set()
-            for entry in ctx.consumes:
-                i = entry.position
+            for i, entry in ctx.numbered_consumes():
                 if entry.context == name:
                     err(("consumes", i, "context"), f"context {name!r} consumes itself")
                 elif (entry.context, entry.interface) in seen:
                     err(("consumes", i), f"{entry.context}/{entry.interface} is consumed twice")
                 seen.add((entry.context, entry.interface))
             publishes = any(i.kind == "event-bus" for i in ctx.provides.values())
-            for entry in ctx.consumes:
-                i = entry.position
+            for i, entry in ctx.numbered_consumes():
                 if entry.context == name:
                     continue
                 producer = self.contexts.get(entry.context)
@@ -625,7 +636,7 @@ class ContractLibrary:
                         "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]", f"context {reused!r} does not exist"))
         for cycle in deploy_cycles(self):
             consumer, producer = cycle[0], cycle[1]
-            index = next(c.position for c in self.contexts[consumer].consumes if c.context == producer)
+            index = next(i for i, c in self.contexts[consumer].numbered_consumes() if c.context == producer)
             loc: tuple[str | int, ...] = ("consumes", index, "context")
             path = self.files.get(consumer)
             errors.append(ContractError(
@@ -653,9 +664,10 @@ class UnknownEnvironmentError(OdeError, KeyError):
         return str(self.args[0])
 
 
-def _label(root: Path, path: Path) -> str:
+def _label(root: Path, path: Path, cwd: Path | None = None) -> str:
+    """How a file is named in messages: relative to the working directory where it lies below it."""
     try:
-        return str(path.relative_to(Path.cwd()))
+        return str(path.relative_to(cwd or Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -695,8 +707,10 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
     contexts: dict[str, Context] = {}
     files: dict[str, Path] = {}
     broken: set[str] = set()
+    labels: dict[str, str] = {}
+    cwd = Path.cwd()
     for path in _context_files(root):
-        label = _label(root, path)
+        label = _label(root, path, cwd)
         data, errs = _read_yaml(path, label)
         if errs:
             errors.extend(errs)
@@ -721,9 +735,10 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
             continue
         contexts[ctx.context] = ctx
         files[ctx.context] = path
+        labels[ctx.context] = label
     if env_file is None:
         return None, errors
-    return ContractLibrary(root, env_file, contexts, files, broken), errors
+    return ContractLibrary(root, env_file, contexts, files, broken, _labels=labels), errors
 
 
 def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
@@ -754,8 +769,7 @@ def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
         ctx = Context.model_validate(data)
     except ValidationError:
         return None
-    for entry, index in zip(ctx.consumes, kept):
-        entry._position = index
+    ctx._positions = kept
     return ctx
 
 
@@ -764,11 +778,18 @@ def load_library(root: str | Path, env: str | None = None) -> ContractLibrary:
 
     Raises :class:`ContractErrors` with every error found, or :class:`UnknownEnvironmentError`.
     """
-    library, errors = read_library(root)
-    if library is not None:
-        if env is not None:
-            library.environment(env)
-        errors.extend(library.check(env))
+    # Loading makes many small objects and none of them is garbage: the cyclic collector would only rescan them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        library, errors = read_library(root)
+        if library is not None:
+            if env is not None:
+                library.environment(env)
+            errors.extend(library.check(env))
+    finally:
+        if collecting:
+            gc.enable()
     if errors:
         raise ContractErrors(errors)
     assert library is not None

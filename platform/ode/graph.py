@@ -99,7 +99,7 @@ class EnvGraph:
                 )
                 if link.deploy:
                     self._deps.add_edge(link.producer, name)
-        self._edges.sort()
+        self._edges.sort(key=lambda e: (e.consumer, e.producer, e.interface, e.access))
         try:
             self._order = [ContextId(n) for n in nx.lexicographical_topological_sort(self._deps)]
         except nx.NetworkXUnfeasible:

@@ -1,0 +1,1 @@
+"""Parts of scripts/benchmark.py: each module has ``run(quick: bool) -> dict``."""

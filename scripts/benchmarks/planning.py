@@ -1,0 +1,92 @@
+"""Planning: the seconds to load, validate and resolve a contracts library of 500 and of 5,000 contexts.
+
+Each library is written to disk as users write it (one YAML file per context plus environments.yaml), with random
+deploy edges to earlier contexts (so the graph is acyclic), events, and settings; the clock covers reading the files,
+validating every rule of the contract language and resolving one environment's graph.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ode import EnvGraph, load_library
+
+ENVIRONMENTS = {
+    "project": "bench",
+    "environments": {
+        "dev": {"account": "111111111111", "region": "us-east-1"},
+        "prod": {"account": "333333333333", "region": "eu-west-1", "protected": True},
+    },
+    "ephemeral": {"base": "dev", "ttl": "8h", "max_ttl": "72h", "reuse": ["c0"]},
+}
+
+
+def generate(root: Path, n: int, seed: int = 7) -> None:
+    """Write a library of ``n`` contexts: c0 is the bus; each other context provides a table, an API and an
+    event, and consumes up to three tables of earlier contexts and one of their events."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "environments.yaml").write_text(yaml.safe_dump(ENVIRONMENTS, sort_keys=False))
+    bus: dict[str, Any] = {"context": "c0", "owner": "team-0", "version": "1.0.0", "component": "event-bus",
+                           "provides": {"bus": {"kind": "event-bus", "version": "1.0.0"}}}
+    (root / "c0.yaml").write_text(yaml.safe_dump(bus, sort_keys=False))
+    for i in range(1, n):
+        consumes: list[dict[str, Any]] = [{"context": "c0", "interface": "bus", "access": "publish"}]
+        for j in sorted(rng.sample(range(1, i), min(i - 1, rng.randint(0, 3)))):
+            consumes.append({"context": f"c{j}", "interface": "table", "access": rng.choice(["read", "write"]),
+                             "version": "^1.0"})
+        if i > 1:
+            consumes.append({"context": f"c{rng.randrange(1, i)}", "interface": "Changed", "version": "1.x"})
+            # Keep entries unique per (context, interface).
+            seen: set[tuple[str, str]] = set()
+            consumes = [c for c in consumes if (c["context"], c["interface"]) not in seen
+                        and not seen.add((c["context"], c["interface"]))]  # type: ignore[func-returns-value]
+        doc = {
+            "context": f"c{i}",
+            "owner": f"team-{i % 40}",
+            "version": "1.2.0",
+            "description": f"Generated context number {i}.",
+            "component": "serverless-api",
+            "settings": {"memory_mb": rng.choice([256, 512, 1024])},
+            "overrides": {"prod": {"memory_mb": 2048}},
+            "provides": {
+                "api": {"kind": "http-api", "version": "1.0.0", "routes": ["GET /items", "POST /items"]},
+                "table": {"kind": "table", "version": "1.1.0", "partition_key": "id"},
+                "Changed": {"kind": "event", "version": "1.0.0",
+                            "schema": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}},
+            },
+            "consumes": consumes,
+        }
+        (root / f"c{i}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def measure(root: Path) -> float:
+    started = time.perf_counter()
+    library = load_library(root, "dev")
+    graph = EnvGraph.resolve(library, "dev")
+    elapsed = time.perf_counter() - started
+    assert len(graph) == len(library.contexts)
+    return elapsed
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    repeats = 2 if quick else 5
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ode-bench-planning-") as tmp:
+        for n in (500, 5000):
+            root = Path(tmp) / f"lib{n}"
+            generate(root, n)
+            measure(root)  # warm: imports, OS file cache
+            times = [measure(root) for _ in range(repeats)]
+            figures[f"seconds_{n}_contexts"] = round(statistics.median(times), 4)
+    figures["ratio_5000_over_500"] = round(figures["seconds_5000_contexts"] / figures["seconds_500_contexts"], 2)
+    figures["goal_seconds_5000"] = 1.0
+    figures["repetitions"] = repeats
+    return figures

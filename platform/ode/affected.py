@@ -1,0 +1,151 @@
+"""Which contexts a change touches: those whose contract, settings or component code changed since a git ref,
+plus every context that consumes them through deploy edges. A pull request's environment holds just these.
+
+A contract counts as changed when its meaning changed, not its text: a new comment or a reordered mapping is no
+change. Component code is mapped to the kinds that use it: ``components/<kind>.py`` and
+``components/handlers/<kind>/`` belong to that kind, any other file under ``components/`` (shared code) and the
+program itself belong to every kind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml_rs
+from pydantic import ValidationError
+
+from .contracts import ENVIRONMENTS_FILE, ContractLibrary, Context, EnvironmentsFile
+from .errors import UsageError
+from .graph import EnvGraph
+
+#: Files outside components/ whose change redeploys every context: the program that every stack runs.
+PROGRAM_FILES = ("platform/ode/program.py", "Pulumi.yaml", "__main__.py")
+
+
+@dataclass
+class Affected:
+    """The result of :func:`affected`: what changed, why, and what consumes it."""
+
+    since: str
+    env: str
+    #: context -> why it counts as changed (one line each)
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    #: consumer -> the changed producer that pulls it in
+    consumers: dict[str, str] = field(default_factory=dict)
+    #: changed contexts and their consumers, in deploy order
+    contexts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"since": self.since, "env": self.env, "contexts": self.contexts, "changed": self.changed,
+                "consumers": self.consumers}
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise UsageError("git is not installed: `ode affected` compares against a git ref") from None
+    if done.returncode != 0:
+        raise UsageError(f"git {' '.join(args)}: {done.stderr.strip() or 'failed'}")
+    return done.stdout
+
+
+def repo_root(path: Path) -> Path:
+    """The top of the git work tree that holds ``path``."""
+    return Path(_git(path, "rev-parse", "--show-toplevel").strip())
+
+
+def changed_paths(repo: Path, since: str) -> set[str]:
+    """Paths (relative to the work tree's top) that differ between ``since`` and the work tree, new untracked
+    files included. ``UsageError`` naming the ref when git does not know it."""
+    try:
+        _git(repo, "rev-parse", "--verify", "--quiet", f"{since}^{{commit}}")
+    except UsageError:
+        raise UsageError(f"--since: git does not know the ref {since!r}") from None
+    diff = _git(repo, "diff", "--name-only", "-z", since, "--")
+    untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "-z")
+    return {p for p in (diff + untracked).split("\0") if p}
+
+
+def _old_text(repo: Path, since: str, path: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(repo), "show", f"{since}:{path}"], capture_output=True, text=True,
+                          timeout=60)
+    return done.stdout if done.returncode == 0 else None
+
+
+def _old_model(text: str | None, model: type[Context] | type[EnvironmentsFile]) -> Any:
+    if text is None:
+        return None
+    try:
+        return model.model_validate(yaml_rs.loads(text))
+    except (yaml_rs.YAMLDecodeError, ValidationError, TypeError):
+        return None
+
+
+def kinds_of_code(path: str, kinds: set[str]) -> set[str] | None:
+    """The component kinds a changed file belongs to; None when it is no component code at all."""
+    if path in PROGRAM_FILES:
+        return set(kinds)
+    parts = Path(path).parts
+    if not parts or parts[0] != "components":
+        return None
+    module = {k.replace("-", "_"): k for k in kinds}
+    if len(parts) >= 3 and parts[1] == "handlers" and parts[2] in module:
+        return {module[parts[2]]}
+    if len(parts) == 2 and Path(parts[1]).stem in module:
+        return {module[Path(parts[1]).stem]}
+    if parts[-1].endswith((".md", ".txt")) or "tests" in parts:
+        return set()
+    return set(kinds)
+
+
+def affected(library: ContractLibrary, since: str, env: str | None = None) -> Affected:
+    """The contexts of ``env`` (default: the ephemeral base, else the first environment) whose contract, settings
+    or component code changed since the git ref ``since``, plus their consumers through deploy edges."""
+    if env is None:
+        policy = library.environments.ephemeral
+        env = policy.base if policy else next(iter(library.environments.environments))
+    graph = EnvGraph.resolve(library, env)
+    top = repo_root(library.root)
+    paths = changed_paths(top, since)
+    result = Affected(since=since, env=env)
+
+    def mark(context: str, why: str) -> None:
+        if context in graph:
+            result.changed.setdefault(context, []).append(why)
+
+    env_rel = str((library.root / ENVIRONMENTS_FILE).resolve().relative_to(top))
+    if env_rel in paths:
+        old_envs = _old_model(_old_text(top, since, env_rel), EnvironmentsFile)
+        settings_env = env
+        if old_envs is None or old_envs.environments.get(settings_env) != library.environments.environments.get(
+                settings_env):
+            for name in graph.contexts:
+                mark(name, f"environment {settings_env} changed in {env_rel}")
+    for name in graph.contexts:
+        rel = str(library.files[name].resolve().relative_to(top))
+        if rel not in paths:
+            continue
+        old = _old_model(_old_text(top, since, rel), Context)
+        if old is None:
+            mark(name, f"new contract {rel}")
+        elif old.model_dump() != library.contexts[name].model_dump():
+            mark(name, f"contract changed in {rel}")
+    kinds = {c.component for c in library.contexts.values()}
+    for path in sorted(paths):
+        touched = kinds_of_code(path, kinds)
+        if not touched:
+            continue
+        for name in graph.contexts:
+            if library.contexts[name].component in touched:
+                mark(name, f"component code changed in {path}")
+    for name in graph.contexts:  # deploy order: a producer is marked before its consumers are reached
+        if name in result.changed or name in result.consumers:
+            for consumer in graph.consumers_of(name):
+                if consumer not in result.changed:
+                    result.consumers.setdefault(consumer, name)
+    result.contexts = [n for n in graph.contexts if n in result.changed or n in result.consumers]
+    return result

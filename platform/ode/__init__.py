@@ -10,10 +10,10 @@ Use it from Python::
 """
 
 from .contracts import (
+    Context,
     ContractError,
     ContractErrors,
     ContractLibrary,
-    Context,
     EnvironmentsFile,
     UnknownEnvironmentError,
     json_schema,

@@ -17,7 +17,7 @@ from typing import Any
 import yaml_rs
 from pydantic import ValidationError
 
-from .contracts import ENVIRONMENTS_FILE, ContractLibrary, Context, EnvironmentsFile
+from .contracts import ENVIRONMENTS_FILE, Context, ContractLibrary, EnvironmentsFile
 from .errors import UsageError
 from .graph import EnvGraph
 

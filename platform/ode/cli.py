@@ -118,7 +118,7 @@ def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
 
     g = EnvGraph.resolve(load_library(common.contracts, env), env)
     if contexts:
-        g = g.subgraph_for(split_names(contexts))
+        g = g.subgraph_for(split_names(contexts) or [])
     if common.json or fmt == "json":
         click.echo(g.to_json())
     elif fmt == "dot":

@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal
 
 import yaml
 import yaml_rs
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from components.kinds import KINDS
 
@@ -511,8 +519,8 @@ class ContractLibrary:
                 return context, name
         for entry in ctx.consumes:
             producer = self.contexts.get(entry.context)
-            iface = producer.provides.get(entry.interface) if producer else None
-            if iface is not None and iface.kind == "event-bus" and entry.access_for(iface.kind) == "publish":
+            used = producer.provides.get(entry.interface) if producer else None
+            if used is not None and used.kind == "event-bus" and entry.access_for(used.kind) == "publish":
                 return entry.context, entry.interface
         return None
 
@@ -604,23 +612,23 @@ class ContractLibrary:
                         continue  # its own file's errors are reported already
                     err(("consumes", i, "context"), f"context {entry.context!r} does not exist")
                     continue
-                iface = producer.provides.get(entry.interface)
-                if iface is None:
+                target = producer.provides.get(entry.interface)
+                if target is None:
                     offered = ", ".join(producer.provides) or "nothing"
                     err(("consumes", i, "interface"),
                         f"{entry.context} provides no interface {entry.interface!r} (it provides {offered})")
                     continue
-                allowed = ACCESS[iface.kind]
+                allowed = ACCESS[target.kind]
                 if entry.access is not None and entry.access not in allowed:
                     err(("consumes", i, "access"),
-                        f"{entry.access!r} is not an access of {iface.kind} {entry.context}/{entry.interface} "
+                        f"{entry.access!r} is not an access of {target.kind} {entry.context}/{entry.interface} "
                         f"(allowed: {', '.join(allowed)})")
-                if iface.kind == "event-bus" and entry.access_for(iface.kind) == "publish":
+                if target.kind == "event-bus" and entry.access_for(target.kind) == "publish":
                     publishes = True
-                if entry.version is not None and not VersionRange.parse(entry.version).allows(iface.version):
+                if entry.version is not None and not VersionRange.parse(entry.version).allows(target.version):
                     err(("consumes", i, "version"),
-                        f"{entry.context}/{entry.interface} is at {iface.version}, outside {entry.version!r}")
-                if is_deploy_kind(iface.kind):
+                        f"{entry.context}/{entry.interface} is at {target.version}, outside {entry.version!r}")
+                if is_deploy_kind(target.kind):
                     for env_name in env_names:
                         if env_name in envs and ctx.deployed_in(env_name) and not producer.deployed_in(env_name):
                             err(("consumes", i, "context"),
@@ -635,12 +643,12 @@ class ContractLibrary:
                     errors.append(ContractError(ENVIRONMENTS_FILE, _line_of(self.root / ENVIRONMENTS_FILE, (
                         "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]", f"context {reused!r} does not exist"))
         for cycle in deploy_cycles(self):
-            consumer, producer = cycle[0], cycle[1]
-            index = next(i for i, c in self.contexts[consumer].numbered_consumes() if c.context == producer)
-            loc: tuple[str | int, ...] = ("consumes", index, "context")
+            consumer, needed = cycle[0], cycle[1]
+            index = next(i for i, c in self.contexts[consumer].numbered_consumes() if c.context == needed)
+            cycle_loc: tuple[str | int, ...] = ("consumes", index, "context")
             path = self.files.get(consumer)
             errors.append(ContractError(
-                self.label(consumer), _line_of(path, loc) if path else None, _field_path(loc),
+                self.label(consumer), _line_of(path, cycle_loc) if path else None, _field_path(cycle_loc),
                 "cycle of deploy edges: " + " -> ".join(cycle)))
         return errors
 

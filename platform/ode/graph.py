@@ -105,7 +105,7 @@ class EnvGraph:
         except nx.NetworkXUnfeasible:
             cycles = find_cycles(self._deps.reverse(copy=False))
             raise CycleError(cycles[0]) from None
-        self._position = {n: i for i, n in enumerate(self._order)}
+        self._position: dict[str, int] = {n: i for i, n in enumerate(self._order)}
 
     @classmethod
     def resolve(cls, library: ContractLibrary, env: str) -> EnvGraph:
@@ -192,7 +192,7 @@ class EnvGraph:
 
     def to_mermaid(self) -> str:
         """A Mermaid flowchart: producers point at consumers; event subscriptions dashed."""
-        ids = {n: f"n{i}" for i, n in enumerate(self._order)}
+        ids: dict[str, str] = {n: f"n{i}" for i, n in enumerate(self._order)}
         lines = ["flowchart LR"]
         for name in self._order:
             lines.append(f'    {ids[name]}["{name}<br/><small>{self.library.contexts[name].component}</small>"]')

@@ -1,0 +1,340 @@
+"""What every bounded-context component shares: who it is, its tags and physical names, and the least-privilege
+IAM that its contract's ``consumes`` entries grant it.
+
+Components take typed args built from these classes and know nothing of YAML or of the orchestrator: the program
+(``ode.program``) builds the args from a contract and the producers' outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from .kinds import KINDS, Settings
+
+#: The tags every taggable resource carries (beside any the provider adds as default tags).
+TAG_ENV, TAG_CONTEXT, TAG_OWNER = "ode:env", "ode:context", "ode:owner"
+
+#: Longest physical name AWS accepts, per kind of name.
+LIMITS: dict[str, int] = {
+    "s3": 63,
+    "lambda": 64,
+    "iam-role": 64,
+    "iam-policy": 128,
+    "sqs": 80,
+    "dynamodb": 255,
+    "event-bus": 256,
+    "event-rule": 64,
+    "log-group": 512,
+    "state-machine": 80,
+    "secret": 512,
+    "ecs-cluster": 255,
+    "ecs-service": 255,
+    "alb": 32,
+    "target-group": 32,
+    "security-group": 255,
+    "alarm": 255,
+    "api": 128,
+    "kms-alias": 256,
+}
+
+_HASH_LEN = 6
+
+
+def physical_name(parts: Iterable[str], limit: str | int, *, separator: str = "-") -> str:
+    """A physical name made of ``parts`` that fits ``limit`` (a key of :data:`LIMITS` or a length).
+
+    Names that fit are kept as they are. A longer one is cut and ends with a hash of the whole name, so two
+    different long names stay different and the same inputs always give the same name.
+    """
+    size = LIMITS[limit] if isinstance(limit, str) else limit
+    full = separator.join(p for p in parts if p)
+    if len(full) <= size:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:_HASH_LEN]
+    return full[: size - _HASH_LEN - 1].rstrip(separator + "_.") + separator + digest
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a component is: the bounded context, the environment it is deployed in, and that environment's place.
+
+    ``protected`` environments keep their stateful resources (``protect`` and ``retain_on_delete``) and turn on
+    point-in-time recovery.
+    """
+
+    project: str
+    env: str
+    context: str
+    owner: str
+    account: str
+    region: str
+    protected: bool = False
+    partition: str = "aws"
+
+    def tags(self, **extra: str) -> dict[str, str]:
+        """The tags of every taggable resource of this context."""
+        return {TAG_ENV: self.env, TAG_CONTEXT: self.context, TAG_OWNER: self.owner, **extra}
+
+    def name(self, role: str, limit: str | int) -> str:
+        """The physical name of this context's ``role`` resource: ``<project>-<env>-<context>-<role>``, within
+        ``limit``."""
+        return physical_name((self.project, self.env, self.context, role), limit)
+
+    def stateful(self, parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+        """Options of a resource that holds data: protected and kept on delete in protected environments."""
+        return pulumi.ResourceOptions(
+            parent=parent, protect=self.protected, retain_on_delete=self.protected or None, **kwargs
+        )
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        """An ARN in this context's account and region."""
+        return (f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+                f"{self.account if account else ''}:{resource}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a consumer is granted
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One ``consumes`` entry, resolved: the producer's interface, the access asked for, and the producer's outputs
+    for that interface (plain values from stack config, or Outputs from a StackReference)."""
+
+    producer: str
+    interface: str
+    kind: str
+    access: str
+    outputs: Mapping[str, pulumi.Input[Any]] = field(default_factory=dict)
+    #: For an implicit bus need: the event it serves (the consumer subscribes, it does not publish).
+    via: str | None = None
+
+    def output(self, name: str) -> pulumi.Output[Any]:
+        """One of the producer's outputs; a clear error when the producer did not hand it over."""
+        if name not in self.outputs:
+            raise ValueError(f"{self.producer}.{self.interface}: the producer's outputs lack {name!r} "
+                             f"(has: {', '.join(sorted(self.outputs)) or 'nothing'})")
+        return pulumi.Output.from_input(self.outputs[name])
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An event a context subscribes to: the rule lives on ``bus`` and matches the producer's source and the event's
+    detail-type."""
+
+    producer: str
+    event: str
+    bus_name: pulumi.Input[str]
+    bus_arn: pulumi.Input[str]
+
+    @property
+    def pattern(self) -> dict[str, list[str]]:
+        """The EventBridge event pattern: source = the producing context, detail-type = the event's name."""
+        return {"source": [self.producer], "detail-type": [self.event]}
+
+
+#: IAM actions of each access, per interface kind: exactly these, and only on the producer's resources.
+ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("table", "read"): ("dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query",
+                        "dynamodb:Scan"),
+    ("table", "write"): ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:DescribeTable",
+                         "dynamodb:PutItem", "dynamodb:UpdateItem"),
+    ("bucket", "read"): ("s3:GetObject", "s3:ListBucket"),
+    ("bucket", "write"): ("s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"),
+    ("queue", "send"): ("sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"),
+    ("queue", "consume"): ("sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                           "sqs:GetQueueUrl", "sqs:ReceiveMessage"),
+    ("event-bus", "publish"): ("events:PutEvents",),
+    ("http-api", "invoke"): ("execute-api:Invoke",),
+    ("workflow", "start"): ("states:DescribeExecution", "states:StartExecution"),
+    ("secret", "read"): ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"),
+    # Lambda and ECS tasks in a VPC need these to manage their network interfaces; see network_statements.
+    ("network", "attach"): ("ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
+                            "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"),
+}
+ACTIONS[("table", "read-write")] = tuple(sorted({*ACTIONS[("table", "read")], *ACTIONS[("table", "write")]}))
+ACTIONS[("bucket", "read-write")] = tuple(sorted({*ACTIONS[("bucket", "read")], *ACTIONS[("bucket", "write")]}))
+
+#: Accesses that grant nothing to the consumer's role: subscribing creates a rule in the consumer's own stack.
+NO_ROLE_ACCESS = frozenset({("event", "subscribe"), ("event-bus", "subscribe")})
+
+#: The producer outputs a consumer's code is told about, as environment variables (see :func:`env_var`).
+ENV_FIELDS: dict[str, tuple[str, ...]] = {
+    "table": ("name",),
+    "bucket": ("name",),
+    "queue": ("url",),
+    "http-api": ("url",),
+    "event-bus": ("name",),
+    "workflow": ("arn",),
+    "secret": ("arn",),
+}
+
+
+def env_var(producer: str, interface: str, output: str) -> str:
+    """The environment variable that carries a producer's output: ``CATALOG_PRODUCTS_TABLE_NAME``."""
+    return re.sub(r"[^A-Z0-9]+", "_", f"{producer}_{interface}_{output}".upper()).strip("_")
+
+
+def _statement(sid: str, actions: Sequence[str], resources: Sequence[str]) -> dict[str, Any]:
+    return {"Sid": re.sub(r"[^A-Za-z0-9]", "", sid)[:100], "Effect": "Allow", "Action": sorted(actions),
+            "Resource": list(resources)}
+
+
+def _grant_resources(grant: Grant, outputs: Mapping[str, Any]) -> list[list[str]]:
+    """The resources of each statement a grant needs (one list per statement), from the producer's outputs."""
+    kind, access = grant.kind, grant.access
+    if kind == "table":
+        return [[outputs["arn"], f"{outputs['arn']}/index/*"]]
+    if kind == "bucket":
+        arn = outputs["arn"]
+        reads = access in ("read", "read-write")
+        object_actions = [a for a in ACTIONS[(kind, access)] if a != "s3:ListBucket"]
+        # ListBucket applies to the bucket, object actions to its objects: two statements.
+        return [[arn], [f"{arn}/*"]] if reads and object_actions else [[f"{arn}/*"]]
+    if kind == "http-api":
+        return [[f"{outputs['execution_arn']}/*/*"]]
+    if kind == "workflow":
+        arn = outputs["arn"]
+        execution = arn.replace(":stateMachine:", ":execution:", 1) + ":*"
+        return [[arn, execution]]
+    return [[outputs["arn"]]]
+
+
+def grant_statements(grants: Iterable[Grant]) -> pulumi.Output[list[dict[str, Any]]]:
+    """The IAM statements the grants give a consumer's role: exactly the access's actions on exactly the
+    producer's resources. Network attachment is left to :func:`network_statements`."""
+    wanted = [g for g in grants if (g.kind, g.access) not in NO_ROLE_ACCESS and g.kind != "network"]
+    for g in wanted:
+        if (g.kind, g.access) not in ACTIONS:
+            raise ValueError(f"consumes {g.producer}.{g.interface}: access {g.access!r} is not defined for a "
+                             f"{g.kind} interface")
+    resolved = [pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in g.outputs.items()})
+                for g in wanted]
+
+    def build(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        statements = []
+        for g, outs in zip(wanted, values):
+            groups = _grant_resources(g, outs)
+            actions = list(ACTIONS[(g.kind, g.access)])
+            if g.kind == "bucket" and len(groups) == 2:
+                statements.append(_statement(f"{g.producer}{g.interface}Bucket", ["s3:ListBucket"], groups[0]))
+                statements.append(_statement(f"{g.producer}{g.interface}Objects",
+                                             [a for a in actions if a != "s3:ListBucket"], groups[1]))
+            else:
+                acts = [a for a in actions if a != "s3:ListBucket"] if g.kind == "bucket" else actions
+                statements.append(_statement(f"{g.producer}{g.interface}", acts, groups[0]))
+        return statements
+
+    return pulumi.Output.all(*resolved).apply(build) if resolved else pulumi.Output.from_input([])
+
+
+def network_statements(identity: Identity, network: Grant | None) -> list[dict[str, Any]]:
+    """What compute attached to a VPC needs to manage its network interfaces, on that VPC's resources only
+    where AWS allows it."""
+    if network is None:
+        return []
+    eni = identity.arn("ec2", "network-interface/*")
+    return [
+        _statement("AttachNetwork", ACTIONS[("network", "attach")], [eni, identity.arn("ec2", "subnet/*"),
+                                                                       identity.arn("ec2", "security-group/*")]),
+        # ec2:Describe* actions support no resource-level permissions: AWS accepts only "*" for them.
+        _statement("DescribeNetwork", ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], ["*"]),
+    ]
+
+
+def policy_document(statements: pulumi.Input[list[dict[str, Any]]]) -> pulumi.Output[str]:
+    """An IAM policy document (JSON) of the given statements."""
+    return pulumi.Output.from_input(statements).apply(
+        lambda s: json.dumps({"Version": "2012-10-17", "Statement": s}, sort_keys=True))
+
+
+def grant_environment(grants: Iterable[Grant]) -> dict[str, pulumi.Output[Any]]:
+    """The environment variables that tell a consumer's code where its producers' interfaces are."""
+    env: dict[str, pulumi.Output[Any]] = {}
+    for g in grants:
+        if g.via is not None:
+            continue  # an implicit bus need: the subscriber's code does not publish there
+        for name in ENV_FIELDS.get(g.kind, ()):
+            if name in g.outputs:
+                env[env_var(g.producer, g.interface, name)] = g.output(name)
+    return env
+
+
+def assume_role_policy(*services: str) -> str:
+    """A trust policy letting only the given AWS services assume a role."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": sorted(services)}, "Action": "sts:AssumeRole"}]})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The args every bounded-context component takes
+
+
+@dataclass(frozen=True)
+class ContextArgs:
+    """What every bounded-context component is built from.
+
+    ``provides`` maps interface names to their kinds (and options such as ``routes``, ``partition_key``);
+    ``grants`` are the resolved ``consumes`` entries; ``subscriptions`` the events it listens to; ``settings`` the
+    component kind's settings model (``components.kinds``), already merged with the environment's overrides.
+    """
+
+    identity: Identity
+    settings: Settings
+    provides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    grants: Sequence[Grant] = ()
+    subscriptions: Sequence[Subscription] = ()
+
+    def validate(self, kind: str) -> None:
+        """Raise ``ValueError`` naming the field when these args do not fit a component of ``kind``."""
+        spec = KINDS[kind]
+        if not isinstance(self.settings, spec.settings):
+            raise ValueError(f"settings: a {kind} component takes {spec.settings.__name__}, "
+                             f"not {type(self.settings).__name__}")
+        for name, iface in self.provides.items():
+            if iface.get("kind") not in spec.provides:
+                raise ValueError(f"provides.{name}.kind: a {kind} component cannot provide "
+                                 f"{iface.get('kind')!r} (it provides {', '.join(sorted(spec.provides))})")
+        for g in self.grants:
+            if (g.kind, g.access) not in ACTIONS and (g.kind, g.access) not in NO_ROLE_ACCESS:
+                raise ValueError(f"consumes {g.producer}.{g.interface}.access: {g.access!r} is not defined for "
+                                 f"a {g.kind} interface")
+
+    def provided(self, kind: str) -> list[str]:
+        """Names of the interfaces of ``kind`` this context provides, in contract order."""
+        return [name for name, iface in self.provides.items() if iface.get("kind") == kind]
+
+    @property
+    def network(self) -> Grant | None:
+        """The network this context's compute attaches to, if it consumes one."""
+        return next((g for g in self.grants if g.kind == "network"), None)
+
+    @property
+    def publish_bus(self) -> Grant | None:
+        """The event bus this context publishes on, if it consumes one with ``publish``."""
+        return next((g for g in self.grants if g.kind == "event-bus" and g.access == "publish"), None)
+
+    @property
+    def consumer_grants(self) -> list[Grant]:
+        """The grants that give this context's code IAM permissions (not subscriptions, not the network)."""
+        return [g for g in self.grants if (g.kind, g.access) not in NO_ROLE_ACCESS and g.kind != "network"]
+
+
+def event_outputs(args: ContextArgs, bus_name: pulumi.Input[str], bus_arn: pulumi.Input[str],
+                  ) -> dict[str, pulumi.Output[dict[str, Any]]]:
+    """The outputs of each event a context provides: the bus it travels on, its source and detail-type."""
+    source = args.identity.context
+
+    def fields(bus: list[Any], detail_type: str) -> dict[str, Any]:
+        return {"bus_name": bus[0], "bus_arn": bus[1], "source": source, "detail_type": detail_type}
+
+    return {name: pulumi.Output.all(bus_name, bus_arn).apply(functools.partial(fields, detail_type=name))
+            for name in args.provided("event")}

@@ -53,3 +53,32 @@ def test_pull_requests_and_bad_names() -> None:
         check_env_name("Feature/X")
     with pytest.raises(UsageError):
         env_name_for_branch("   ")
+
+
+contexts = st.from_regex(r"[a-z][a-z0-9-]{0,31}", fullmatch=True)
+roles = st.sampled_from(["handler", "table-orders-table", "bucket-exports", "dlq", "api", "role", "worker-queue"])
+
+
+@settings(max_examples=300)
+@given(branches, contexts, roles)
+def test_physical_names_from_branches_fit_every_aws_limit(branch: str, context: str, role: str) -> None:
+    from components._common import LIMITS, Identity
+
+    ident = Identity(project="shop", env=env_name_for_branch(branch), context=context, owner="team",
+                     account="111111111111", region="us-east-1")
+    for kind, limit in LIMITS.items():
+        name = ident.name(role, kind)
+        assert len(name) <= limit, (kind, name)
+        assert name == ident.name(role, kind)  # stable
+    assert re.fullmatch(r"[a-z0-9-]{3,63}", ident.name(role, "s3")), "S3 names: lowercase, digits, '-'"
+
+
+@settings(max_examples=200)
+@given(st.lists(branches, min_size=2, max_size=20, unique_by=str.strip), contexts, roles)
+def test_different_branches_never_share_a_physical_name(names: list[str], context: str, role: str) -> None:
+    from components._common import LIMITS, Identity
+
+    for kind in LIMITS:
+        physical = {Identity(project="shop", env=env_name_for_branch(b), context=context, owner="t",
+                             account="1", region="r").name(role, kind) for b in names}
+        assert len(physical) == len(names), kind

@@ -13,3 +13,7 @@ class UsageError(OdeError):
     """A command was given something it cannot work with (an unknown context, a bad option value)."""
 
     exit_code = 2
+
+
+class ProtectedEnvironmentError(OdeError):
+    """An operation that would destroy or replace a protected or long-lived environment."""

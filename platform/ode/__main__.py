@@ -1,0 +1,5 @@
+"""``python -m ode``: the ``ode`` command."""
+
+from ode.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""The simulated engine: each stack's program run in-process under pulumi's mocks, creating nothing.
+
+It gives deterministic ids and ARNs, the full resource graph of each stack (type, name, parent, inputs), and a
+preview diff against its own last ``up`` (create, update, delete, same). Every result it returns says
+``simulated``. Faults can be injected per stack, so that failure handling can be rehearsed:
+
+    engine = SimulatedEngine(library, ".ode", failures={"payments"}, delays={"orders": 0.2})
+
+Program runs are serialized (pulumi's mock runtime is not thread-safe); an injected delay is slept outside that
+lock, so the orchestrator's scheduling around the engine is measured as it would be with real stacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..contracts import OUTPUT_FIELDS, ContractLibrary
+from ._base import (
+    ConcurrentUpdateError,
+    EngineError,
+    ProgressCallback,
+    ResourceChange,
+    StackNotFoundError,
+    StackResult,
+    StackSpec,
+)
+
+
+def _digest(*parts: str, size: int = 12) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:size]
+
+
+def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, dict[str, Any]]:
+    """Outputs shaped exactly as the contract promises, with deterministic values, for when programs are not run
+    (``run_programs=False``): each interface of the context gets the fields of its kind."""
+    ctx = library.contexts[spec.context]
+    place = library.environment(spec.settings_env)
+    acct, region = place.account, place.region
+    base = f"{spec.project}-{spec.env}-{spec.context}"
+    bus = library.bus_of(spec.context)
+    outputs: dict[str, dict[str, Any]] = {}
+    for name, iface in ctx.provides.items():
+        key = _digest(spec.env, spec.context, name, size=8)
+        values: dict[str, Any]
+        if iface.kind == "event":
+            bus_outputs = (spec.upstream.get(bus[0], {}).get(bus[1]) if bus and bus[0] != spec.context
+                           else outputs.get(bus[1]) if bus else None) or {}
+            values = {"bus_name": bus_outputs.get("name"), "bus_arn": bus_outputs.get("arn"),
+                      "source": spec.context, "detail_type": name}
+        elif iface.kind == "event-bus":
+            values = {"name": f"{base}-{name}", "arn": f"arn:aws:events:{region}:{acct}:event-bus/{base}-{name}"}
+        elif iface.kind == "http-api":
+            api = key[:10]
+            values = {"url": f"https://{api}.execute-api.{region}.amazonaws.com", "id": api,
+                      "execution_arn": f"arn:aws:execute-api:{region}:{acct}:{api}"}
+        elif iface.kind == "table":
+            values = {"name": f"{base}-{name}", "arn": f"arn:aws:dynamodb:{region}:{acct}:table/{base}-{name}"}
+        elif iface.kind == "bucket":
+            bucket = f"{base}-{name}"[:56].lower() + f"-{key[:6]}"
+            values = {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+        elif iface.kind == "queue":
+            values = {"name": f"{base}-{name}", "url": f"https://sqs.{region}.amazonaws.com/{acct}/{base}-{name}",
+                      "arn": f"arn:aws:sqs:{region}:{acct}:{base}-{name}"}
+        elif iface.kind == "workflow":
+            values = {"name": f"{base}-{name}", "arn": f"arn:aws:states:{region}:{acct}:stateMachine:{base}-{name}"}
+        elif iface.kind == "network":
+            values = {"vpc_id": f"vpc-{key}", "private_subnet_ids": [f"subnet-{key[:6]}a{i}" for i in range(2)],
+                      "security_group_id": f"sg-{key}"}
+        else:  # secret
+            values = {"name": f"{base}/{name}",
+                      "arn": f"arn:aws:secretsmanager:{region}:{acct}:secret:{base}/{name}-{key[:6]}"}
+        outputs[name] = {f: values.get(f) for f in OUTPUT_FIELDS[iface.kind]}
+    return outputs
+
+
+class SimulatedEngine:
+    """An engine that runs nothing in the cloud. See the module's docstring.
+
+    ``failures`` names stacks (``dev.payments``) or contexts (``payments``, in any environment) whose operations
+    fail; ``transient_failures`` maps such names to how many times they fail with a retryable error before they
+    succeed; ``delays`` maps names to seconds each operation takes (``"*"`` for every stack). With
+    ``run_programs=False`` the programs are not run at all: outputs are synthesized from the contracts (fast, for
+    tests of the orchestrator alone).
+    """
+
+    name = "simulated"
+
+    def __init__(self, library: ContractLibrary, state_dir: str | Path, *, failures: Iterable[str] = (),
+                 transient_failures: Mapping[str, int] | None = None, delays: Mapping[str, float] | None = None,
+                 run_programs: bool = True):
+        self.library = library
+        self.dir = Path(state_dir) / "simulated"
+        self.failures = set(failures)
+        self.transient = dict(transient_failures or {})
+        self.delays = dict(delays or {})
+        self.run_programs = run_programs
+        self._lock = threading.Lock()
+
+    # -- faults and time ---------------------------------------------------------------------------------------
+
+    def _matches(self, names: Iterable[str], spec: StackSpec) -> str | None:
+        return next((n for n in names if n in (spec.stack_name, spec.context)), None)
+
+    def _inject(self, spec: StackSpec, operation: str) -> None:
+        with self._lock:
+            name = self._matches([n for n, left in self.transient.items() if left > 0], spec)
+            if name is not None:
+                self.transient[name] -= 1
+                raise ConcurrentUpdateError(spec.stack_name, f"{operation}: transient failure injected (simulated)")
+        if self._matches(self.failures, spec):
+            raise EngineError(spec.stack_name, f"{operation} failed: failure injected by --simulate-failure "
+                                               "(simulated)")
+
+    def _delay(self, spec: StackSpec) -> None:
+        seconds = self.delays.get(spec.stack_name, self.delays.get(spec.context, self.delays.get("*", 0.0)))
+        if seconds:
+            time.sleep(seconds)
+
+    # -- state of the last up ------------------------------------------------------------------------------------
+
+    def _path(self, spec: StackSpec) -> Path:
+        return self.dir / f"{spec.stack_name}.json"
+
+    def _load(self, spec: StackSpec) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._path(spec).read_text())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
+    def _save(self, spec: StackSpec, result: StackResult) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
+        state = {"outputs": public, "secret_outputs": sorted(result.secret_outputs),
+                 "resources": [{k: v for k, v in asdict(r).items() if k != "op"} for r in result.resources]}
+        tmp = self._path(spec).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, sort_keys=True, default=str))
+        os.replace(tmp, self._path(spec))
+
+    # -- running a program -------------------------------------------------------------------------------------
+
+    def _run(self, spec: StackSpec, operation: str, progress: ProgressCallback | None) -> StackResult:
+        started = time.perf_counter()
+        if progress:
+            progress(spec.stack_name, f"{operation} (simulated)")
+        self._inject(spec, operation)
+        self._delay(spec)
+        if self.run_programs:
+            from ..program import run_simulated
+
+            run = run_simulated(spec, self.library, preview=operation == "preview")
+            outputs, secrets, resources = run.outputs, run.secret_outputs, run.resources
+        else:
+            outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
+        previous = self._load(spec)
+        changes = _diff(resources, previous["resources"] if previous else [])
+        result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]
+                             secret_outputs=frozenset(secrets), resources=resources,
+                             changes=changes, simulated=True, duration_s=time.perf_counter() - started)
+        if progress:
+            progress(spec.stack_name, ", ".join(f"{n} {op}" for op, n in changes.items() if n) or "no resources")
+        return result
+
+    def preview(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
+        return self._run(spec, "preview", progress)
+
+    def up(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
+        result = self._run(spec, "up", progress)
+        self._save(spec, result)
+        return result
+
+    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
+        state = self._load(spec)
+        if state is None:
+            raise StackNotFoundError(spec.stack_name, "no such stack (simulated)")
+        return StackResult(stack=spec.stack_name, operation="refresh", outputs=state["outputs"],
+                           secret_outputs=frozenset(state["secret_outputs"]), simulated=True)
+
+    def destroy(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
+        started = time.perf_counter()
+        if progress:
+            progress(spec.stack_name, "destroy (simulated)")
+        self._inject(spec, "destroy")
+        self._delay(spec)
+        state = self._load(spec)
+        resources = [ResourceChange(op="delete", **r) for r in (state or {}).get("resources", [])]
+        self._path(spec).unlink(missing_ok=True)
+        return StackResult(stack=spec.stack_name, operation="destroy", resources=resources,
+                           changes={"delete": len(resources)}, simulated=True,
+                           duration_s=time.perf_counter() - started)
+
+    def outputs(self, spec: StackSpec) -> dict[str, Any]:
+        """The outputs of the stack's last ``up``. Secret values are not kept by this engine: a program run
+        gives them again (they are deterministic under mocks)."""
+        state = self._load(spec)
+        if state is None:
+            raise StackNotFoundError(spec.stack_name, "no such stack (simulated)")
+        outputs: dict[str, Any] = state["outputs"]
+        if state["secret_outputs"]:
+            if self.run_programs:
+                from ..program import run_simulated
+
+                outputs = dict(run_simulated(spec, self.library, preview=False).outputs)
+            else:
+                outputs = synthesize_outputs(self.library, spec)
+        return outputs
+
+
+def _diff(now: list[ResourceChange], before: list[dict[str, Any]]) -> dict[str, int]:
+    """Mark each resource create/update/same against the last up, add the deleted ones, and count them."""
+    old = {(r["type"], r["name"]): r for r in before}
+    counts = {"create": 0, "update": 0, "delete": 0, "same": 0}
+    seen = set()
+    for res in now:
+        key = (res.type, res.name)
+        seen.add(key)
+        prior = old.get(key)
+        res.op = "create" if prior is None else "same" if _canon(prior["inputs"]) == _canon(res.inputs) else "update"
+        counts[res.op] += 1
+    for key, prior in old.items():
+        if key not in seen:
+            now.append(ResourceChange(type=prior["type"], name=prior["name"], parent=prior.get("parent"),
+                                      inputs=prior["inputs"], op="delete"))
+            counts["delete"] += 1
+    return counts
+
+
+def _canon(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,673 @@
+"""Plan and run an environment: one stack per bounded context, in dependency order, incrementally.
+
+    from ode import load_library, Orchestrator, Registry
+    from ode.engines.simulated import SimulatedEngine
+
+    library = load_library("contracts")
+    registry = Registry(".ode")
+    orchestrator = Orchestrator(library, registry, SimulatedEngine(library, ".ode"), parallel=8)
+    result = orchestrator.up("dev")             # a RunResult; result.ok, result.to_dict()
+
+**Ready-set scheduling.** A stack starts as soon as every producer it needs has succeeded (or was unchanged), at
+most ``parallel`` at once, highest priority first (its place in the deploy order); there is no barrier between
+levels. A failure marks the stacks that need it, directly or not, ``skipped`` with the cause; the others go on.
+
+**Incremental.** A stack's fingerprint covers its contract, its resolved settings, the code of its component
+kind, its environment's place (account, region, role) and its upstream outputs. A stack whose fingerprint equals
+that of its last successful deploy is ``unchanged`` and starts no engine run; since the upstream part is computed
+from the producers' *actual* outputs when the stack becomes ready, a producer redeployed with the same outputs does
+not wake its consumers (early cutoff).
+
+**Consistent.** Each stack is marked running (its fingerprint cleared) before its engine call and recorded when it
+ends; a run killed at any point leaves the others as they were, and the next run redoes only what is not done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, iso, utcnow
+from .contracts import OUTPUT_FIELDS, ContractLibrary
+from .engines import Engine, EngineError, StackResult, StackSpec
+from .errors import OdeError, ProtectedEnvironmentError, UsageError
+from .graph import EnvGraph
+from .progress import RUNNING, NullReporter, Reporter
+from .registry import Registry, StackRecord
+
+#: Statuses a stack ends a run with.
+SUCCEEDED, FAILED, SKIPPED, UNCHANGED, DESTROYED = "succeeded", "failed", "skipped", "unchanged", "destroyed"
+_GOOD = (SUCCEEDED, UNCHANGED, DESTROYED)
+
+SECRET_MASK = "[secret]"
+
+
+@dataclass
+class StackOutcome:
+    """How one stack ended in a run."""
+
+    stack: str
+    context: str
+    status: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: frozenset[str] = frozenset()
+    error: str | None = None
+    #: Why it ran, or why not (``contract changed``, ``producer dev.payments failed``...).
+    reason: str | None = None
+    attempts: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack, "context": self.context, "status": self.status, "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 6),
+            "outputs": mask(self.outputs, self.secret_outputs), "error": self.error, "reason": self.reason,
+            "attempts": self.attempts, "changes": self.changes,
+        }
+
+
+def mask(outputs: dict[str, Any], secret: Iterable[str]) -> dict[str, Any]:
+    """Outputs with every secret one replaced by ``[secret]``."""
+    hidden = set(secret)
+    return {k: (SECRET_MASK if k in hidden else v) for k, v in outputs.items()}
+
+
+@dataclass
+class RunResult:
+    """The result of ``up``, ``destroy`` or ``status`` on one environment."""
+
+    env: str
+    engine: str
+    operation: str
+    stacks: list[StackOutcome] = field(default_factory=list)
+    simulated: bool = False
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(s.status != FAILED for s in self.stacks)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every stack is fine, 1 when one failed, 130 when the run was interrupted."""
+        return 130 if self.interrupted else 0 if self.ok else 1
+
+    def stack(self, context: str) -> StackOutcome:
+        return next(s for s in self.stacks if s.context == context)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.stacks:
+            out[s.status] = out.get(s.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env, "engine": self.engine, "operation": self.operation, "simulated": self.simulated,
+                "ok": self.ok, "interrupted": self.interrupted, "stacks": [s.to_dict() for s in self.stacks]}
+
+
+@dataclass
+class PlannedStack:
+    stack: str
+    context: str
+    action: str  # deploy | unchanged | destroy
+    reason: str
+    producers: list[str] = field(default_factory=list)
+    resources: list[dict[str, Any]] | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stack": self.stack, "context": self.context, "action": self.action, "reason": self.reason,
+                "producers": self.producers, "changes": self.changes, "resources": self.resources,
+                "error": self.error}
+
+
+@dataclass
+class Plan:
+    env: str
+    engine: str
+    operation: str
+    stacks: list[PlannedStack] = field(default_factory=list)
+    simulated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(s.error is None for s in self.stacks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"env": self.env, "engine": self.engine, "operation": self.operation, "simulated": self.simulated,
+                "ok": self.ok, "order": [s.stack for s in self.stacks],
+                "stacks": [s.to_dict() for s in self.stacks]}
+
+
+class OutputContractError(OdeError):
+    """A stack's outputs do not carry what its contract promises."""
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@cache
+def code_digests() -> dict[str, str]:
+    """A digest of the code each component kind runs: its module, its handlers, the shared component code and the
+    program. Files are mapped to kinds exactly as ``ode affected`` maps them."""
+    import components
+
+    from .affected import kinds_of_code
+    from .contracts import KINDS
+
+    kinds = set(KINDS)
+    root = Path(components.__file__).resolve().parent
+    program = Path(__file__).resolve().parent / "program.py"
+    hashes = {k: hashlib.sha256() for k in kinds}
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and p.suffix != ".pyc")
+    named = [(f"components/{p.relative_to(root).as_posix()}", p) for p in files]
+    if program.exists():
+        named.append(("platform/ode/program.py", program))
+    for rel, path in named:
+        touched = kinds_of_code(rel, kinds) or set()
+        if not touched:
+            continue
+        blob = rel.encode() + b"\0" + path.read_bytes()
+        for kind in touched:
+            hashes[kind].update(blob)
+    return {k: h.hexdigest()[:16] for k, h in hashes.items()}
+
+
+class Orchestrator:
+    """Plans and runs environments of a contracts library through one engine, remembering in ``registry``.
+
+    ``retries`` transient engine errors per stack, ``backoff_s`` doubling between them; ``clock`` stamps the run
+    times; ``engine_config`` is stack config every stack gets (a local target's endpoint, for example).
+    """
+
+    def __init__(self, library: ContractLibrary, registry: Registry, engine: Engine, *, parallel: int = 4,
+                 reporter: Reporter | None = None, retries: int = 2, backoff_s: float = 1.0,
+                 clock: Clock = utcnow, engine_config: dict[str, str] | None = None):
+        if parallel < 1:
+            raise UsageError(f"--parallel must be at least 1, not {parallel}")
+        self.library = library
+        self.registry = registry
+        self.engine = engine
+        self.parallel = parallel
+        self.reporter: Reporter = reporter or NullReporter()
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.clock = clock
+        self.engine_config = dict(engine_config or {})
+        #: Break a lock left by a process that is gone, on every run (``--force-unlock``).
+        self.force_unlock = False
+        self._cancel = threading.Event()
+
+    @property
+    def simulated(self) -> bool:
+        return getattr(self.engine, "name", "") == "simulated"
+
+    # -- which stacks ------------------------------------------------------------------------------------------
+
+    def _where(self, env: str, base_env: str | None, reuse: Iterable[str]) -> tuple[str | None, list[str]]:
+        """The base and reused contexts of ``env``: none for a long-lived one, the recorded ones for an
+        environment made on demand."""
+        if env in self.library.environments.environments:
+            if base_env not in (None, env):
+                raise UsageError(f"{env!r} is a long-lived environment: it has no base")
+            return None, []
+        if base_env is None:
+            record = self.registry.environment(env)
+            if record is None or not record.ephemeral or record.base is None:
+                self.library.environment(env)  # UnknownEnvironmentError naming the known ones
+            else:
+                return record.base, list(reuse) or list(record.reuse)
+        self.library.environment(base_env)  # type: ignore[arg-type]
+        return base_env, list(reuse)
+
+    def graph(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
+              reuse: Iterable[str] = ()) -> EnvGraph:
+        """The graph of what ``env`` deploys: ``contexts`` and what they need (all when None), minus ``reuse``."""
+        base, reused = self._where(env, base_env, reuse)
+        graph = EnvGraph.resolve(self.library, base or env)
+        if contexts is not None:
+            graph = graph.subgraph_for(list(contexts))
+        return graph.without(reused) if reused else graph
+
+    def _spec(self, env: str, context: str, base: str | None, upstream: dict[str, Any] | None = None,
+              secret: frozenset[tuple[str, str, str]] = frozenset()) -> StackSpec:
+        return StackSpec(project=self.library.project, env=env, context=context, contracts_dir=self.library.root,
+                         base_env=base, upstream=upstream or {}, secret_upstream=secret,
+                         config=dict(self.engine_config))
+
+    def _fingerprint(self, spec: StackSpec) -> tuple[str, dict[str, str]]:
+        ctx = self.library.contexts[spec.context]
+        place = self.library.environment(spec.settings_env)
+        contract = ctx.model_dump(mode="json", exclude={"settings", "overrides", "description", "environments"})
+        parts = {
+            "contract": _digest(contract),
+            "settings": _digest(ctx.settings_for(spec.settings_env)),
+            "code": code_digests().get(ctx.component, ""),
+            "place": _digest([self.library.project, spec.env, spec.base_env, place.model_dump(mode="json"),
+                              spec.config]),
+            "upstream": _digest([spec.upstream, sorted(spec.secret_upstream)]),
+        }
+        return _digest(parts), parts
+
+    # -- upstream outputs ----------------------------------------------------------------------------------------
+
+    def _upstream(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
+                  reused: set[str]) -> tuple[dict[str, Any], frozenset[tuple[str, str, str]]]:
+        """The producers' outputs ``context`` needs: from this run, from the registry, or from the base
+        environment for reused producers. Secret ones are read back from the engine, never from the registry."""
+        upstream: dict[str, dict[str, Any]] = {}
+        secret: set[tuple[str, str, str]] = set()
+        for link in self.library.links(context):
+            if not link.deploy:
+                continue
+            source_env = base if (link.producer in reused and base) else env
+            outcome = produced.get(link.producer) if source_env == env else None
+            if outcome is not None:
+                outputs, secrets = outcome.outputs, outcome.secret_outputs
+            else:
+                rec = self.registry.stack(source_env, link.producer)
+                if rec is None or rec.status != SUCCEEDED:
+                    raise OdeError(f"{source_env}.{link.producer} is not deployed, and {env}.{context} needs its "
+                                   f"{link.interface!r}: run `ode up --env {source_env} --contexts {link.producer}`")
+                outputs, secrets = rec.outputs, frozenset(rec.secret_outputs)
+                if link.interface in secrets:
+                    spec = self._spec(source_env, link.producer, base if source_env == env else None)
+                    outputs = {**outputs, **self.engine.outputs(spec)}
+            if link.interface not in outputs:
+                raise OdeError(f"{source_env}.{link.producer} has no output {link.interface!r}, which "
+                               f"{env}.{context} consumes: redeploy it")
+            upstream.setdefault(link.producer, {})[link.interface] = outputs[link.interface]
+            if link.interface in secrets:
+                value = outputs[link.interface]
+                for name in (value if isinstance(value, dict) else {}):
+                    secret.add((link.producer, link.interface, name))
+        return upstream, frozenset(secret)
+
+    def check_outputs(self, context: str, outputs: dict[str, Any]) -> None:
+        """Raise :class:`OutputContractError` when ``outputs`` lack an interface or a field the contract
+        promises."""
+        problems = []
+        for name, iface in self.library.contexts[context].provides.items():
+            value = outputs.get(name)
+            if not isinstance(value, dict):
+                problems.append(f"{name}: missing")
+                continue
+            missing = [f for f in OUTPUT_FIELDS[iface.kind] if value.get(f) in (None, "", [])]
+            if missing:
+                problems.append(f"{name}: no {', '.join(missing)}")
+        if problems:
+            raise OutputContractError(f"outputs do not keep the contract: {'; '.join(problems)}")
+
+    # -- plan ----------------------------------------------------------------------------------------------------
+
+    def plan(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
+             reuse: Iterable[str] = (), preview: bool = True) -> Plan:
+        """Which stacks ``up`` would deploy, in which order, which are unchanged and why; with ``preview``, each
+        stack to deploy is previewed by the engine (its resources and changes)."""
+        base, reused_list = self._where(env, base_env, reuse)
+        reused = set(reused_list)
+        graph = self.graph(env, contexts, base_env=base, reuse=reused)
+        plan = Plan(env=env, engine=self.engine.name, operation="plan", simulated=self.simulated)
+        produced: dict[str, StackOutcome] = {}
+        deploying: set[str] = set()
+        for context in graph.contexts:
+            stack = f"{env}.{context}"
+            producers = graph.producers_of(context)
+            item = PlannedStack(stack=stack, context=context, action="deploy", reason="",
+                                producers=[f"{env}.{p}" for p in producers])
+            plan.stacks.append(item)
+            rec = self.registry.stack(env, context)
+            waiting = [p for p in producers if p in deploying and p not in produced]
+            if waiting:
+                item.reason = (f"after {', '.join(f'{env}.{p}' for p in waiting)}: deployed if their outputs "
+                               "change, or its own inputs did")
+                deploying.add(context)
+                continue
+            try:
+                upstream, secret = self._upstream(env, context, base, produced, reused)
+            except OdeError as exc:
+                item.reason, item.error = "cannot be planned", str(exc)
+                deploying.add(context)
+                continue
+            spec = self._spec(env, context, base, upstream, secret)
+            fingerprint, parts = self._fingerprint(spec)
+            if rec is not None and rec.status == SUCCEEDED and rec.fingerprint == fingerprint:
+                item.action, item.reason = UNCHANGED, "fingerprint matches the last deploy"
+                produced[context] = StackOutcome(stack, context, UNCHANGED, outputs=rec.outputs,
+                                                 secret_outputs=frozenset(rec.secret_outputs))
+                continue
+            item.reason = _why(rec, parts)
+            deploying.add(context)
+            if not preview:
+                continue
+            try:
+                result = self.engine.preview(spec)
+            except EngineError as exc:
+                item.error = str(exc)
+                continue
+            item.changes = result.changes
+            item.resources = [{"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs, "op": r.op}
+                              for r in result.resources]
+            if result.outputs:
+                produced[context] = StackOutcome(stack, context, SUCCEEDED, outputs=result.outputs,
+                                                 secret_outputs=result.secret_outputs)
+        return plan
+
+    # -- up ------------------------------------------------------------------------------------------------------
+
+    def up(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
+           reuse: Iterable[str] = (), force_unlock: bool = False) -> RunResult:
+        """Deploy ``env`` (or ``contexts`` and what they need) and return how each stack ended."""
+        base, reused_list = self._where(env, base_env, reuse)
+        reused = set(reused_list)
+        graph = self.graph(env, contexts, base_env=base, reuse=reused)
+        if base is not None:  # reused producers must be deployed in the base before anything starts
+            for context in graph.contexts:
+                for link in self.library.links(context):
+                    if link.deploy and link.producer in reused:
+                        rec = self.registry.stack(base, link.producer)
+                        if rec is None or rec.status != SUCCEEDED:
+                            raise OdeError(f"{base}.{link.producer} is reused by {env} but is not deployed in "
+                                           f"{base}: run `ode up --env {base} --contexts {link.producer}` first")
+        order = graph.contexts
+        deps: dict[str, set[str]] = {c: set(graph.producers_of(c)) for c in order}
+        result = RunResult(env=env, engine=self.engine.name, operation="up", simulated=self.simulated)
+        run_id = self.registry.begin_run(env, "up", self.engine.name,
+                                         force_unlock=force_unlock or self.force_unlock)
+        if base is None:
+            self.registry.ensure_environment(env)
+        produced: dict[str, StackOutcome] = {}
+        lock = threading.Lock()
+
+        def work(context: str) -> StackOutcome:
+            with lock:
+                done = dict(produced)
+            outcome = self._up_one(env, context, base, done, reused, run_id)
+            with lock:
+                produced[context] = outcome
+            return outcome
+
+        try:
+            result.stacks, result.interrupted = self._schedule(env, "up", order, deps, work)
+        finally:
+            self.registry.end_run(run_id, env, "interrupted" if result.interrupted else
+                                  "succeeded" if result.ok else "failed")
+        return result
+
+    def _up_one(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
+                reused: set[str], run_id: int) -> StackOutcome:
+        stack = f"{env}.{context}"
+        started = self.clock()
+        t0 = time.perf_counter()
+        try:
+            upstream, secret = self._upstream(env, context, base, produced, reused)
+        except OdeError as exc:
+            return self._failed(stack, context, started, t0, str(exc), 0)
+        spec = self._spec(env, context, base, upstream, secret)
+        fingerprint, parts = self._fingerprint(spec)
+        rec = self.registry.stack(env, context)
+        if rec is not None and rec.status == SUCCEEDED and rec.fingerprint == fingerprint:
+            return StackOutcome(stack, context, UNCHANGED, outputs=rec.outputs,
+                                secret_outputs=frozenset(rec.secret_outputs),
+                                reason="fingerprint matches the last deploy")
+        reason = _why(rec, parts)
+        self.reporter.update(stack, RUNNING, reason)
+        self.registry.mark_running(env, context, engine=self.engine.name, started_at=iso(started) or "",
+                                   run_id=run_id)
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                res: StackResult = self.engine.up(spec, self._progress)
+                self.check_outputs(context, res.outputs)
+                break
+            except EngineError as exc:
+                if exc.transient and attempts <= self.retries and not self._cancel.is_set():
+                    self.reporter.update(stack, RUNNING, f"retrying after: {exc}")
+                    time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                    continue
+                return self._failed(stack, context, started, t0, _error_text(exc), attempts, record=True)
+            except OdeError as exc:
+                return self._failed(stack, context, started, t0, str(exc), attempts, record=True)
+            except Exception as exc:  # noqa: BLE001 - a bug in an engine must not take the other stacks down
+                return self._failed(stack, context, started, t0, f"{type(exc).__name__}: {exc}", attempts,
+                                    record=True)
+        finished = self.clock()
+        duration = time.perf_counter() - t0
+        public = {k: v for k, v in res.outputs.items() if k not in res.secret_outputs}
+        self.registry.record_success(env, context, fingerprint=fingerprint, inputs=parts, outputs=public,
+                                     secret_outputs=sorted(res.secret_outputs), engine=self.engine.name,
+                                     simulated=res.simulated, started_at=iso(started) or "",
+                                     finished_at=iso(finished) or "", duration_s=duration)
+        return StackOutcome(stack, context, SUCCEEDED, iso(started), iso(finished), duration, res.outputs,
+                            frozenset(res.secret_outputs), reason=reason, attempts=attempts, changes=res.changes)
+
+    def _failed(self, stack: str, context: str, started: datetime, t0: float, error: str, attempts: int,
+                record: bool = False) -> StackOutcome:
+        finished = self.clock()
+        duration = time.perf_counter() - t0
+        if record:
+            env = stack[: -len(context) - 1]
+            self.registry.record_failure(env, context, error=error, finished_at=iso(finished) or "",
+                                         duration_s=duration)
+        return StackOutcome(stack, context, FAILED, iso(started), iso(finished), duration, error=error,
+                            attempts=attempts)
+
+    def _progress(self, stack: str, line: str) -> None:
+        self.reporter.update(stack, RUNNING, line)
+
+    # -- destroy -------------------------------------------------------------------------------------------------
+
+    def destroy(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
+                reuse: Iterable[str] = (), force_unlock: bool = False) -> RunResult:
+        """Destroy ``env``'s stacks (or ``contexts`` and every stack that needs them) in reverse order: a stack
+        goes once every stack that consumes it is gone. Reused base stacks are never touched."""
+        base, _reused = self._where(env, base_env, reuse)
+        if base is None and self.library.environment(env).protected:
+            raise ProtectedEnvironmentError(f"environment {env!r} is protected (environments.yaml): ode never "
+                                            "destroys it")
+        recorded = {s.context for s in self.registry.stacks(env)}
+        if contexts is not None:
+            wanted = set(contexts)
+            unknown = sorted(wanted - recorded)
+            if unknown:
+                raise UsageError(f"--contexts: {', '.join(unknown)} not deployed in {env}")
+            grow = True
+            while grow:  # add every recorded consumer of what goes
+                extra = {c for c in recorded - wanted if c in self.library.contexts and any(
+                    link.deploy and link.producer in wanted for link in self.library.links(c))}
+                grow = bool(extra)
+                wanted |= extra
+            recorded = wanted
+        consumers: dict[str, set[str]] = {c: set() for c in recorded}
+        for c in recorded:
+            if c in self.library.contexts:
+                for link in self.library.links(c):
+                    if link.deploy and link.producer in recorded and link.producer != c:
+                        consumers[link.producer].add(c)
+        position = self._positions(base or env)
+        order = sorted(recorded, key=lambda c: (-position.get(c, len(position)), c))
+        result = RunResult(env=env, engine=self.engine.name, operation="destroy", simulated=self.simulated)
+        run_id = self.registry.begin_run(env, "destroy", self.engine.name,
+                                         force_unlock=force_unlock or self.force_unlock)
+
+        def work(context: str) -> StackOutcome:
+            return self._destroy_one(env, context, base, run_id)
+
+        try:
+            result.stacks, result.interrupted = self._schedule(env, "destroy", order, consumers, work)
+        finally:
+            self.registry.end_run(run_id, env, "interrupted" if result.interrupted else
+                                  "succeeded" if result.ok else "failed")
+        if result.ok and base is None and not self.registry.stacks(env):
+            self.registry.set_environment_status(env, "destroyed")
+        return result
+
+    def _destroy_one(self, env: str, context: str, base: str | None, run_id: int) -> StackOutcome:
+        stack = f"{env}.{context}"
+        started = self.clock()
+        t0 = time.perf_counter()
+        self.reporter.update(stack, RUNNING)
+        self.registry.mark_running(env, context, engine=self.engine.name, started_at=iso(started) or "",
+                                   run_id=run_id, operation="destroy")
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                res = self.engine.destroy(self._spec(env, context, base), self._progress)
+                break
+            except EngineError as exc:
+                if exc.transient and attempts <= self.retries and not self._cancel.is_set():
+                    time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                    continue
+                return self._failed(stack, context, started, t0, _error_text(exc), attempts, record=True)
+            except Exception as exc:  # noqa: BLE001 - one stack's failure must not take the others down
+                return self._failed(stack, context, started, t0, f"{type(exc).__name__}: {exc}", attempts,
+                                    record=True)
+        self.registry.forget_stack(env, context)
+        finished = self.clock()
+        return StackOutcome(stack, context, DESTROYED, iso(started), iso(finished), time.perf_counter() - t0,
+                            attempts=attempts, changes=res.changes)
+
+    def _positions(self, env: str) -> dict[str, int]:
+        """Each context's place in ``env``'s deploy order; empty when the environment is unknown."""
+        try:
+            return {c: i for i, c in enumerate(EnvGraph.resolve(self.library, env).contexts)}
+        except OdeError:
+            return {}
+
+    # -- status ----------------------------------------------------------------------------------------------
+
+    def status(self, env: str, contexts: Iterable[str] | None = None) -> RunResult:
+        """What the registry knows of ``env``'s stacks (in deploy order), without running anything."""
+        records = {s.context: s for s in self.registry.stacks(env)}
+        wanted = set(contexts) if contexts is not None else set(records)
+        try:
+            base, _ = self._where(env, None, ())
+        except OdeError:
+            base = None
+        position = self._positions(base or env)
+        result = RunResult(env=env, engine=self.engine.name, operation="status", simulated=self.simulated)
+        for context in sorted(wanted & set(records), key=lambda c: (position.get(c, len(position)), c)):
+            rec: StackRecord = records[context]
+            result.stacks.append(StackOutcome(
+                rec.stack, context, rec.status, rec.started_at, rec.finished_at, rec.duration_s, rec.outputs,
+                frozenset(rec.secret_outputs), rec.error,
+                reason=f"last deployed by the {rec.engine} engine" if rec.engine else None))
+        result.simulated = any(r.simulated for r in records.values())
+        return result
+
+    # -- the scheduler -------------------------------------------------------------------------------------------
+
+    def _schedule(self, env: str, operation: str, order: Sequence[str], deps: dict[str, set[str]],
+                  work: Callable[[str], StackOutcome]) -> tuple[list[StackOutcome], bool]:
+        """Run ``work`` on every node of ``order`` once all of its ``deps`` ended well, at most ``parallel`` at
+        once, in ``order``'s priority; skip the nodes that need a failed one. Returns the outcomes in ``order``
+        and whether the run was interrupted (Ctrl-C: nothing new starts, running stacks finish)."""
+        position = {c: i for i, c in enumerate(order)}
+        dependents: dict[str, list[str]] = {c: [] for c in order}
+        waiting_on = {c: len(deps[c]) for c in order}
+        for c in order:
+            for d in deps[c]:
+                dependents[d].append(c)
+        ready = [(position[c], c) for c in order if waiting_on[c] == 0]
+        heapq.heapify(ready)
+        outcomes: dict[str, StackOutcome] = {}
+        running: dict[Future[StackOutcome], str] = {}
+        interrupted = False
+        self._cancel.clear()
+        self.reporter.start(env, operation, [f"{env}.{c}" for c in order])
+
+        def skip_from(failed: str) -> None:
+            stack = outcomes[failed].stack
+            cause = outcomes[failed].reason if outcomes[failed].status == SKIPPED else None
+            todo = list(dependents[failed])
+            while todo:
+                c = todo.pop()
+                if c in outcomes:
+                    continue
+                why = cause or f"{stack} {outcomes[failed].status}"
+                outcomes[c] = StackOutcome(f"{env}.{c}", c, SKIPPED, reason=why,
+                                           error=f"skipped: {why}")
+                self.reporter.update(f"{env}.{c}", SKIPPED, why)
+                todo.extend(dependents[c])
+
+        def finish(c: str, outcome: StackOutcome) -> None:
+            outcomes[c] = outcome
+            self.reporter.update(outcome.stack, outcome.status, outcome.error or outcome.reason or "")
+            if outcome.status in _GOOD:
+                for d in dependents[c]:
+                    waiting_on[d] -= 1
+                    if waiting_on[d] == 0 and d not in outcomes:
+                        heapq.heappush(ready, (position[d], d))
+            else:
+                skip_from(c)
+
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="ode-stack")
+        try:
+            while ready or running:
+                while ready and len(running) < self.parallel and not interrupted:
+                    _, c = heapq.heappop(ready)
+                    if c in outcomes:
+                        continue
+                    running[pool.submit(work, c)] = c
+                if not running:
+                    break
+                try:
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    self._cancel.set()
+                    self.reporter.update(f"{env}.*", "interrupted",
+                                         f"waiting for {len(running)} running stack(s) to finish")
+                    continue
+                for fut in done:
+                    finish(running.pop(fut), fut.result())
+        finally:
+            pool.shutdown(wait=True)
+            self.reporter.finish()
+        for c in order:
+            if c not in outcomes:
+                outcomes[c] = StackOutcome(f"{env}.{c}", c, SKIPPED, reason="interrupted before it started",
+                                           error="skipped: the run was interrupted")
+        return [outcomes[c] for c in order], interrupted
+
+
+def _why(rec: StackRecord | None, parts: dict[str, str]) -> str:
+    """Why a stack deploys: new, interrupted, failed last time, or which parts of its fingerprint changed."""
+    if rec is None:
+        return "new stack"
+    if rec.status in ("running", "destroying"):
+        return "its last run was interrupted"
+    if rec.status == FAILED:
+        return "its last run failed"
+    changed = [k for k, v in parts.items() if rec.inputs.get(k) != v]
+    labels = {"contract": "contract", "settings": "settings", "code": "component code", "place": "environment",
+              "upstream": "upstream outputs"}
+    return ("changed: " + ", ".join(labels[k] for k in changed)) if changed else "fingerprint changed"
+
+
+def _error_text(exc: EngineError) -> str:
+    text = str(exc)
+    if exc.detail:
+        tail = exc.detail.strip().splitlines()[-5:]
+        text += "\n" + "\n".join(tail)
+    return text

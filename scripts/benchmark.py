@@ -22,6 +22,8 @@ sys.path.insert(0, str(HERE))
 #: part name -> module under scripts/benchmarks with ``run(quick: bool) -> dict``.
 PARTS: dict[str, str] = {
     "planning": "benchmarks.planning",
+    "scheduling": "benchmarks.scheduling",
+    "incremental": "benchmarks.incremental",
 }
 
 

@@ -215,6 +215,7 @@ class Orchestrator:
         #: Break a lock left by a process that is gone, on every run (``--force-unlock``).
         self.force_unlock = False
         self._cancel = threading.Event()
+        self._fixed_parts: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
 
     @property
     def simulated(self) -> bool:
@@ -254,17 +255,21 @@ class Orchestrator:
                          config=dict(self.engine_config))
 
     def _fingerprint(self, spec: StackSpec) -> tuple[str, dict[str, str]]:
-        ctx = self.library.contexts[spec.context]
-        place = self.library.environment(spec.settings_env)
-        contract = ctx.model_dump(mode="json", exclude={"settings", "overrides", "description", "environments"})
-        parts = {
-            "contract": _digest(contract),
-            "settings": _digest(ctx.settings_for(spec.settings_env)),
-            "code": code_digests().get(ctx.component, ""),
-            "place": _digest([self.library.project, spec.env, spec.base_env, place.model_dump(mode="json"),
-                              spec.config]),
-            "upstream": _digest([spec.upstream, sorted(spec.secret_upstream)]),
-        }
+        """The stack's fingerprint, and the digest of each of its parts (to say what changed)."""
+        key = (spec.env, spec.context, spec.base_env, json.dumps(spec.config, sort_keys=True))
+        fixed = self._fixed_parts.get(key)
+        if fixed is None:  # the library does not change during a run: these parts are computed once
+            ctx = self.library.contexts[spec.context]
+            place = self.library.environment(spec.settings_env)
+            contract = ctx.model_dump(mode="json", exclude={"settings", "overrides", "description", "environments"})
+            fixed = self._fixed_parts[key] = {
+                "contract": _digest(contract),
+                "settings": _digest(ctx.settings_for(spec.settings_env)),
+                "code": code_digests().get(ctx.component, ""),
+                "place": _digest([self.library.project, spec.env, spec.base_env, place.model_dump(mode="json"),
+                                  spec.config]),
+            }
+        parts = {**fixed, "upstream": _digest([spec.upstream, sorted(spec.secret_upstream)])}
         return _digest(parts), parts
 
     # -- upstream outputs ----------------------------------------------------------------------------------------
@@ -582,12 +587,19 @@ class Orchestrator:
         """Run ``work`` on every node of ``order`` once all of its ``deps`` ended well, at most ``parallel`` at
         once, in ``order``'s priority; skip the nodes that need a failed one. Returns the outcomes in ``order``
         and whether the run was interrupted (Ctrl-C: nothing new starts, running stacks finish)."""
-        position = {c: i for i, c in enumerate(order)}
         dependents: dict[str, list[str]] = {c: [] for c in order}
         waiting_on = {c: len(deps[c]) for c in order}
         for c in order:
             for d in deps[c]:
                 dependents[d].append(c)
+        # Critical path first: a stack's priority is the longest chain of work that waits on it (last known
+        # durations where the registry has them, else one unit each); ties go by the deploy order.
+        known = {s.context: s.duration_s for s in self.registry.stacks(env) if s.duration_s}
+        unit = sorted(known.values())[len(known) // 2] if known else 1.0
+        rank: dict[str, float] = {}
+        for c in reversed(order):
+            rank[c] = known.get(c, unit) + max((rank[d] for d in dependents[c]), default=0.0)
+        position = {c: (-rank[c], i) for i, c in enumerate(order)}
         ready = [(position[c], c) for c in order if waiting_on[c] == 0]
         heapq.heapify(ready)
         outcomes: dict[str, StackOutcome] = {}

@@ -339,11 +339,13 @@ def _statuses(state: Path) -> dict[str, str]:
         db.close()
 
 
-def _wait_for(state: Path, succeeded: int, timeout: float = 60) -> dict[str, str]:
+def _wait_for(state: Path, succeeded: int, running: int = 0, timeout: float = 60) -> dict[str, str]:
     deadline = time.monotonic() + timeout
+    found: dict[str, str] = {}
     while time.monotonic() < deadline:
         found = _statuses(state)
-        if sum(1 for s in found.values() if s == "succeeded") >= succeeded:
+        values = list(found.values())
+        if values.count("succeeded") >= succeeded and values.count("running") >= running:
             return found
         time.sleep(0.02)
     raise AssertionError(f"the run did not get that far: {found}")
@@ -356,7 +358,7 @@ def test_a_run_killed_with_sigkill_is_resumed_with_nothing_lost_or_done_twice(tm
             "--parallel", "2", "--simulate-delay", "*=0.3", "--json")
     proc = _ode(tmp_path, *args)
     try:
-        _wait_for(state, 3)
+        _wait_for(state, 3, running=1)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.communicate(timeout=30)

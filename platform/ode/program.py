@@ -1,0 +1,204 @@
+"""The Pulumi program of one stack: one bounded context in one environment.
+
+Both ways of deploying run this same code:
+
+- ``pulumi up -s dev.orders`` at the project's root runs ``__main__.py``, which calls :func:`main`: the stack's
+  config (``ode:env``, ``ode:context``, ``ode:upstream``...) says what to deploy; without ``ode:upstream`` the
+  producers' outputs are read through a StackReference to their stacks (``<org>/<project>/<env>.<producer>``);
+- the engines build a :class:`~ode.engines.StackSpec` and run :func:`program` (the pulumi engine through the same
+  config, the simulated engine in-process under mocks with :func:`run_simulated`).
+
+The program configures one explicit AWS provider for the environment (region, the deployment role where one is
+set, default tags), instantiates the context's component, and exports one output per ``provides`` entry, named
+after the interface, holding exactly the fields of its kind (:data:`ode.contracts.OUTPUT_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .contracts import OUTPUT_FIELDS, ContractLibrary
+from .engines._base import ProgramError, ResourceChange, StackSpec
+
+#: Stack config keys (namespace ``ode``).
+CONFIG_ENV, CONFIG_CONTEXT, CONFIG_BASE = "ode:env", "ode:context", "ode:baseEnv"
+CONFIG_CONTRACTS, CONFIG_UPSTREAM, CONFIG_SECRETS = "ode:contractsDir", "ode:upstream", "ode:upstreamSecrets"
+CONFIG_ENDPOINT, CONFIG_SECRET_KEYS = "ode:awsEndpoint", "ode:upstreamSecretKeys"
+
+#: AWS services whose endpoints point at an embedded AWS (``--target local``).
+LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb",
+                  "ec2", "ecs", "elbv2", "events", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn",
+                  "sns", "sqs", "sts")
+
+
+def stack_config(spec: StackSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack config of a spec: (plain values, secret values). Secret upstream outputs go to the second."""
+    plain_up: dict[str, dict[str, dict[str, Any]]] = {}
+    secret_up: dict[str, dict[str, dict[str, Any]]] = {}
+    for producer, interfaces in spec.upstream.items():
+        for interface, fields in interfaces.items():
+            for name, value in (fields or {}).items():
+                target = secret_up if (producer, interface, name) in spec.secret_upstream else plain_up
+                target.setdefault(producer, {}).setdefault(interface, {})[name] = value
+    plain = {CONFIG_ENV: spec.env, CONFIG_CONTEXT: spec.context, CONFIG_CONTRACTS: str(spec.contracts_dir),
+             CONFIG_UPSTREAM: json.dumps(plain_up, sort_keys=True), **spec.config}
+    if spec.base_env:
+        plain[CONFIG_BASE] = spec.base_env
+    secret: dict[str, str] = {}
+    if secret_up:
+        plain[CONFIG_SECRET_KEYS] = json.dumps(sorted(spec.secret_upstream))
+        secret[CONFIG_SECRETS] = json.dumps(secret_up, sort_keys=True)
+    return plain, secret
+
+
+def build(spec: StackSpec, library: ContractLibrary) -> Callable[[], None]:
+    """The program of ``spec``'s stack, ready for ``pulumi.runtime.run_in_stack`` or an inline Automation API
+    program. Mistakes (an unknown context, a missing upstream output) raise ``ValueError`` naming them."""
+
+    def program() -> None:
+        _run(spec, library)
+
+    return program
+
+
+def _run(spec: StackSpec, library: ContractLibrary) -> None:
+    import pulumi
+    import pulumi_aws as aws
+
+    from components import load
+    from components._common import ContextArgs, Grant, Identity, Subscription
+    from components.kinds import KINDS
+
+    if spec.context not in library.contexts:
+        raise ValueError(f"ode:context: no context {spec.context!r} in {library.root}")
+    ctx = library.contexts[spec.context]
+    place = library.environment(spec.settings_env)
+    settings = KINDS[ctx.component].settings.model_validate(ctx.settings_for(spec.settings_env))
+    identity = Identity(project=library.project, env=spec.env, context=ctx.context, owner=ctx.owner,
+                        account=place.account, region=place.region,
+                        protected=place.protected and spec.env == spec.settings_env)
+    endpoint = spec.config.get(CONFIG_ENDPOINT)
+    provider_args: dict[str, Any] = {"region": place.region, "default_tags": {"tags": identity.tags()}}
+    if endpoint:
+        provider_args.update(
+            endpoints=[{service: endpoint for service in LOCAL_SERVICES}], access_key="test", secret_key="test",
+            skip_credentials_validation=True, skip_requesting_account_id=True, skip_metadata_api_check="true",
+            s3_use_path_style=True)
+    else:
+        provider_args["allowed_account_ids"] = [place.account]
+        if place.role_arn:
+            provider_args["assume_roles"] = [{"role_arn": place.role_arn,
+                                              "session_name": f"ode-{spec.env}-{spec.context}"[:64]}]
+    provider = aws.Provider("aws", **provider_args)
+
+    references: dict[str, pulumi.StackReference] = {}
+
+    def upstream(producer: str, interface: str, kind: str) -> dict[str, Any]:
+        if spec.upstream:
+            found = spec.upstream.get(producer, {}).get(interface)
+            if found is None:
+                raise ValueError(f"{CONFIG_UPSTREAM}: no outputs of {producer}.{interface}, which "
+                                 f"{spec.context} consumes")
+            return {k: (pulumi.Output.secret(v) if (producer, interface, k) in spec.secret_upstream else v)
+                    for k, v in found.items()}
+        # Deployed by hand without the orchestrator: read the producer's stack.
+        stack = f"{spec.env}.{producer}"
+        if stack not in references:
+            references[stack] = pulumi.StackReference(f"{producer}-ref",
+                                                      stack_name=f"organization/{library.project}/{stack}")
+        ref = references[stack].get_output(interface)
+        return {name: ref.apply(functools.partial(_field, name=name)) for name in OUTPUT_FIELDS[kind]}
+
+    grants: list[Grant] = []
+    subscriptions: list[Subscription] = []
+    for link in library.links(spec.context):
+        if link.deploy:
+            grants.append(Grant(link.producer, link.interface, link.kind, link.access,
+                                upstream(link.producer, link.interface, link.kind), link.via))
+            continue
+        bus = library.bus_of(link.producer)
+        if bus is None:
+            continue
+        bus_outputs = upstream(bus[0], bus[1], "event-bus")
+        subscriptions.append(Subscription(link.producer, link.interface, bus_outputs["name"], bus_outputs["arn"]))
+    component_class, args_class = load(ctx.component)
+    args: ContextArgs = args_class(
+        identity=identity, settings=settings,
+        provides={name: iface.model_dump(mode="json", exclude_none=True) for name, iface in ctx.provides.items()},
+        grants=tuple(grants), subscriptions=tuple(subscriptions))
+    component = component_class(spec.context, args, pulumi.ResourceOptions(provider=provider))
+    for name in ctx.provides:
+        if name not in component.interfaces:
+            raise ValueError(f"provides.{name}: the {ctx.component} component made no outputs for it")
+        pulumi.export(name, component.interfaces[name])
+
+
+def _field(outputs: dict[str, Any] | None, name: str) -> Any:
+    return (outputs or {}).get(name)
+
+
+def _secret_field(text: str, where: tuple[str, str, str]) -> Any:
+    producer, interface, name = where
+    return json.loads(text)[producer][interface][name]
+
+
+def main() -> None:
+    """The entry point of ``pulumi up`` (``__main__.py``): everything from the stack's config."""
+    import pulumi
+
+    from .contracts import load_library
+
+    config = pulumi.Config("ode")
+    env = config.get("env") or pulumi.get_stack().split(".", 1)[0]
+    context = config.get("context") or pulumi.get_stack().split(".", 1)[-1]
+    contracts = Path(config.get("contractsDir") or Path.cwd() / "contracts")
+    library = load_library(contracts)
+    upstream_text = config.get("upstream")
+    upstream = json.loads(upstream_text) if upstream_text else {}
+    # Secret upstream outputs: their places are plain config, their values stay secret Outputs.
+    keys = [tuple(k) for k in json.loads(config.get("upstreamSecretKeys") or "[]")]
+    secret_json = config.get_secret("upstreamSecrets")
+    for producer, interface, name in keys:
+        assert secret_json is not None, "ode:upstreamSecrets is missing"
+        upstream.setdefault(producer, {}).setdefault(interface, {})[name] = secret_json.apply(
+            functools.partial(_secret_field, where=(producer, interface, name)))
+    secret_upstream = frozenset((str(p), str(i), str(n)) for p, i, n in keys)
+    extra = {CONFIG_ENDPOINT: config.get("awsEndpoint") or ""}
+    spec = StackSpec(project=library.project, env=env, context=context, contracts_dir=contracts,
+                     base_env=config.get("baseEnv"), upstream=upstream, secret_upstream=secret_upstream,
+                     config={k: v for k, v in extra.items() if v})
+    _run(spec, library)
+
+
+@dataclass
+class ProgramRun:
+    """What the program of one stack made under mocks."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: frozenset[str] = frozenset()
+    resources: list[ResourceChange] = field(default_factory=list)
+
+
+def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = False) -> ProgramRun:
+    """Run the stack's program in-process under pulumi's mocks: deterministic ids and ARNs, nothing created.
+
+    ``preview`` is accepted for symmetry; the mocks always compute values, so that a plan can hand a previewed
+    producer's outputs to its consumers' previews.
+    """
+    from .engines._mocks import record
+
+    place = library.environment(spec.settings_env)
+    try:
+        recording = record(build(spec, library), project=library.project, stack=spec.stack_name,
+                           account=place.account, region=place.region)
+    except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
+        raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
+    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs)
+                 for r in recording.resources]
+    return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
+                      resources=resources)

@@ -51,3 +51,23 @@ def test_schema_is_json_schema() -> None:
     assert schema["additionalProperties"] is False
     assert {"context", "owner", "version", "component"} <= set(schema["required"])
     assert "provides" in schema["properties"]
+
+
+def test_plan_with_the_simulated_engine_shows_each_stacks_resources(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ode.cli", "plan", "--env", "dev", "--engine", "simulated",
+                           "--contexts", "orders", "--contracts", str(SAMPLE), "--state-dir", str(tmp_path), "--json"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert plan["simulated"] is True and plan["order"][-1] == "dev.orders"
+    orders = next(s for s in plan["stacks"] if s["context"] == "orders")
+    assert orders["action"] == "deploy" and orders["changes"]["create"] == len(orders["resources"])
+    kinds = {r["type"] for r in orders["resources"]}
+    assert {"ode:index:ServerlessApi", "aws:apigatewayv2/api:Api", "aws:dynamodb/table:Table",
+            "aws:lambda/function:Function"} <= kinds
+    table = next(r for r in orders["resources"] if r["type"] == "aws:dynamodb/table:Table")
+    assert table["parent"] == "orders" and table["inputs"]["hashKey"] == "order_id"

@@ -22,6 +22,8 @@ from .contracts import (
 )
 from .errors import OdeError, UsageError
 from .graph import CycleError, Edge, EnvGraph
+from .orchestrator import Orchestrator, RunResult, StackOutcome
+from .registry import LockedError, Registry
 
 __all__ = [
     "ContractError",
@@ -35,6 +37,11 @@ __all__ = [
     "OdeError",
     "UnknownEnvironmentError",
     "UsageError",
+    "LockedError",
+    "Orchestrator",
+    "Registry",
+    "RunResult",
+    "StackOutcome",
     "json_schema",
     "load_library",
     "parse_duration",

@@ -131,13 +131,15 @@ def test_dynamodb_urls_are_checked() -> None:
         parse_url("dynamodb:///t")
 
 
-def test_a_missing_table_is_one_line_naming_ode_registry_init(aws: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("aws")
+def test_a_missing_table_is_one_line_naming_ode_registry_init(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="no such table.*ode registry init") as err:
         open_registry("dynamodb://absent?region=us-east-1", tmp_path)
     assert "\n" not in str(err.value)
 
 
-def test_a_table_written_by_a_newer_ode_is_refused(aws: str) -> None:
+@pytest.mark.usefixtures("aws")
+def test_a_table_written_by_a_newer_ode_is_refused() -> None:
     create_table(TABLE, region=REGION)
     boto3.client("dynamodb").put_item(TableName=TABLE, Item={"pk": {"S": "META"}, "sk": {"S": "SCHEMA"},
                                                              "version": {"N": "99"}})
@@ -145,18 +147,20 @@ def test_a_table_written_by_a_newer_ode_is_refused(aws: str) -> None:
         DynamoDBRegistry(TABLE, region=REGION)
 
 
-def test_the_per_service_endpoint_variable_wins_over_the_general_one(aws: str,
+def test_the_per_service_endpoint_variable_wins_over_the_general_one(request: pytest.FixtureRequest,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing in ode overrides boto3's endpoint resolution: AWS_ENDPOINT_URL_DYNAMODB is honoured."""
+    endpoint = request.getfixturevalue("aws")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", aws)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
     create_table(TABLE, region=REGION)
     registry = DynamoDBRegistry(TABLE, region=REGION)
     registry.ensure_environment("dev")
     assert [e.name for e in registry.environments()] == ["dev"]
 
 
-def test_init_creates_an_encrypted_on_demand_table_with_point_in_time_recovery(aws: str) -> None:
+@pytest.mark.usefixtures("aws")
+def test_init_creates_an_encrypted_on_demand_table_with_point_in_time_recovery() -> None:
     first = create_table(TABLE, region=REGION)
     again = create_table(TABLE, region=REGION)
     assert first["created"] and not again["created"]
@@ -275,7 +279,8 @@ def test_an_orchestrated_up_works_and_stores_no_secret(backend: Backend) -> None
     assert backend.registry.lock_holder("dev") is None
 
 
-def test_the_hot_path_never_scans(aws: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("aws")
+def test_the_hot_path_never_scans(tmp_path: Path) -> None:
     create_table(TABLE, region=REGION)
     registry = DynamoDBRegistry(TABLE, region=REGION)
     operations: list[str] = []
@@ -305,7 +310,8 @@ def snapshot(registry: RegistryBackend) -> list[Any]:
     return [(e, registry.stacks(e.name)) for e in registry.environments()]
 
 
-def test_copy_moves_a_registry_both_ways(aws: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("aws")
+def test_copy_moves_a_registry_both_ways(tmp_path: Path) -> None:
     create_table(TABLE, region=REGION)
     sqlite_reg = Registry(tmp_path / "a")
     fill(sqlite_reg)
@@ -397,7 +403,8 @@ class MovableClock:
 
 
 @pytest.fixture
-def ddb(aws: str) -> Iterator[DynamoDBRegistry]:
+def ddb(request: pytest.FixtureRequest) -> Iterator[DynamoDBRegistry]:
+    request.getfixturevalue("aws")
     create_table(TABLE, region=REGION)
     registry = DynamoDBRegistry(TABLE, region=REGION, lease_s=30, clock=MovableClock())
     yield registry
@@ -443,7 +450,8 @@ def test_force_unlock_of_a_live_lease_needs_force(ddb: DynamoDBRegistry) -> None
     ddb.end_run(again, "dev", "succeeded")
 
 
-def test_the_heartbeat_renews_a_live_lease(aws: str) -> None:
+@pytest.mark.usefixtures("aws")
+def test_the_heartbeat_renews_a_live_lease() -> None:
     create_table(TABLE, region=REGION)
     registry = DynamoDBRegistry(TABLE, region=REGION, lease_s=0.6)
     run = registry.begin_run("dev", "up", "pulumi")
@@ -460,8 +468,9 @@ def test_the_heartbeat_renews_a_live_lease(aws: str) -> None:
     registry.close()
 
 
+@pytest.mark.usefixtures("aws")
 @pytest.mark.slow
-def test_a_killed_holders_lease_runs_out_and_is_taken_over(aws: str, tmp_path: Path) -> None:
+def test_a_killed_holders_lease_runs_out_and_is_taken_over(tmp_path: Path) -> None:
     """kill -9 a runner holding a 2-second lease: it stays locked until the lease runs out, then another
     runner takes it over and the killed run is recorded as abandoned."""
     create_table(TABLE, region=REGION)

@@ -51,6 +51,9 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # a proxy from the environment must not see the test server's traffic
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)

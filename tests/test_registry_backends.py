@@ -416,8 +416,11 @@ def test_a_lease_names_its_holder_and_expiry(ddb: DynamoDBRegistry) -> None:
     lease = ddb.lease("dev")
     assert lease is not None and not lease.expired
     assert (lease.pid, lease.run_id, lease.command) == (os.getpid(), run, "up")
-    assert lease.host and lease.owner and lease.holder == ddb.lock_holder("dev")
-    assert lease.expires_at > lease.acquired_at and f"run {run}" in lease.describe()
+    assert lease.host and lease.owner and lease.expires_at > lease.acquired_at
+    # what `ode status` shows: who, which run, until when
+    assert ddb.lock_holder("dev") == lease.describe()
+    assert lease.describe().startswith(f"{lease.holder} (run {run}, `up` since ")
+    assert lease.expires_at in lease.describe()
     ddb.end_run(run, "dev", "succeeded")
     assert ddb.lease("dev") is None
 
@@ -433,6 +436,24 @@ def test_an_expired_lease_is_taken_over_and_its_run_abandoned(ddb: DynamoDBRegis
     ddb.end_run(stale, "dev", "succeeded")  # the old holder coming back does not release the new lease
     assert ddb.lease("dev").run_id == fresh  # type: ignore[union-attr]
     ddb.end_run(fresh, "dev", "succeeded")
+
+
+def test_a_lease_renewed_after_a_runner_saw_it_expired_is_not_taken(ddb: DynamoDBRegistry,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    holder = ddb.begin_run("dev", "up", "pulumi")
+    late = DynamoDBRegistry(TABLE, region=REGION, clock=lambda: utcnow() + timedelta(seconds=31))
+    stale = late.lease("dev")
+    assert stale is not None and stale.expired
+    ddb.lease_s = 120  # the holder comes back and renews, far beyond the late runner's clock
+    assert ddb.renew("dev", holder)
+    looks = iter([stale])
+    real_lease = late.lease
+    monkeypatch.setattr(late, "lease", lambda env: next(looks, None) or real_lease(env))
+    with pytest.raises(LeaseHeldError):
+        late.begin_run("dev", "up", "pulumi")
+    assert ddb.lease("dev").run_id == holder  # type: ignore[union-attr]
+    assert {r.id: r.status for r in ddb.runs("dev")} == {holder: "running"}
+    ddb.end_run(holder, "dev", "succeeded")
 
 
 def test_force_unlock_of_a_live_lease_needs_force(ddb: DynamoDBRegistry) -> None:

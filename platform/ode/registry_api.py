@@ -95,7 +95,7 @@ class RegistryBackend(Protocol):
         """Record how a run ended and release the lock it holds."""
 
     def lock_holder(self, env: str) -> str | None:
-        """Who holds ``env``'s lock (``user@host pid N``), or None."""
+        """Who holds ``env``'s lock, for ``ode status``: a line starting ``user@host pid N``; None when free."""
 
     def runs(self, env: str) -> list[RunRecord]:
         """The runs of ``env``, oldest first."""

@@ -23,7 +23,8 @@ schema version                ``META``             ``SCHEMA``
 run record, in one transaction. The lease names its owner, host, pid, run id and expiry; a heartbeat thread renews
 it every third of its time to live while the run is alive, so a killed runner's lease simply runs out and the next
 runner takes it over (marking the old run ``abandoned``). Breaking a live lease needs ``force_unlock`` *and*
-``force``: a live lease means a live runner somewhere.
+``force``: a live lease means a live runner somewhere. Expiry is judged by the reader's clock against the one the
+holder wrote, so runners' clocks must agree to well within a lease's time to live (60 s by default; NTP does).
 
 **Endpoints.** The client is built with boto3's defaults, so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB``
 point it at moto's server or LocalStack. Throttled calls are retried by botocore's ``standard`` retry mode.
@@ -85,6 +86,8 @@ class Lease:
     acquired_at: str
     expires_at: str
     expired: bool
+    #: The expiry as written (epoch seconds): a takeover is conditional on it, so a renewed lease is not taken.
+    expires_epoch: float = 0.0
 
     def describe(self) -> str:
         """One line for ``ode status``: the holder, its run and the lease's expiry."""
@@ -401,12 +404,13 @@ class DynamoDBRegistry:
         expires = float(d["expires_epoch"])
         return Lease(env=env, holder=d["holder"], owner=d["owner"], host=d["host"], pid=int(d["pid"]),
                      run_id=int(d["run_id"]), command=d["command"], acquired_at=d["acquired_at"],
-                     expires_at=d["expires_at"], expired=expires <= self.clock().timestamp())
+                     expires_at=d["expires_at"], expired=expires <= self.clock().timestamp(), expires_epoch=expires)
 
     def lock_holder(self, env: str) -> str | None:
-        """Who holds ``env``'s live lease (``user@host pid N``); None when it is free or its lease ran out."""
+        """Who holds ``env``'s live lease (``user@host pid N (run R, ...; lease until T)``, for ``ode status``);
+        None when it is free or its lease ran out."""
         lease = self.lease(env)
-        return lease.holder if lease is not None and not lease.expired else None
+        return lease.describe() if lease is not None and not lease.expired else None
 
     def _next_run_id(self) -> int:
         got = self._call("update_item", Key={"pk": {"S": _META}, "sk": {"S": "RUN_COUNTER"}},
@@ -439,8 +443,9 @@ class DynamoDBRegistry:
                 run_id=run_id, env=env, command=command, engine=engine, holder=holder, started_at=iso(now),
                 status="running")}
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"} if current is None \
-                else {"ConditionExpression": "run_id = :old",
-                      "ExpressionAttributeValues": {":old": {"N": str(current.run_id)}}}
+                else {"ConditionExpression": "run_id = :old AND expires_epoch = :old_expiry",
+                      "ExpressionAttributeValues": {":old": {"N": str(current.run_id)},
+                                                    ":old_expiry": {"N": str(current.expires_epoch)}}}
             try:
                 self._transact([{"Put": {"TableName": self.table, "Item": lock, **condition}},
                                 {"Put": {"TableName": self.table, "Item": run}}])

@@ -171,6 +171,16 @@ def test_init_creates_an_encrypted_on_demand_table_with_point_in_time_recovery()
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
     backups = client.describe_continuous_backups(TableName=TABLE)["ContinuousBackupsDescription"]
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    assert client.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"] == {
+        "TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+
+def test_both_backends_are_declared_as_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    declared = {ep.name: ep.load() for ep in entry_points(group="ode.registries")}
+    assert {"sqlite", "dynamodb"} <= set(declared)
+    assert declared["sqlite"].__name__ == "open_sqlite" and declared["dynamodb"].__name__ == "open_dynamodb"
 
 
 # -- environments and stacks -----------------------------------------------------------------------------------------

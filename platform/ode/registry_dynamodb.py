@@ -34,9 +34,11 @@ Secret values never reach the table: like the SQLite registry, a stack keeps its
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -53,17 +55,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .clock import Clock, iso, utcnow
 from .errors import UsageError
-from .registry import (
-    SCHEMA_VERSION,
-    EnvironmentRecord,
-    LockedError,
-    RegistryError,
-    RunRecord,
-    StackRecord,
-    _holder,
-)
+from .registry import EnvironmentRecord, LockedError, RegistryError, RunRecord, StackRecord
 
 log = logging.getLogger(__name__)
+
+#: The layout of the table's items; bumped when it changes. Newer tables are refused.
+SCHEMA_VERSION = 1
 
 #: A lease lives this long unless renewed; the heartbeat renews it every third of that.
 DEFAULT_LEASE_S = 60.0
@@ -108,6 +105,16 @@ class LeaseHeldError(LockedError):
         super(LockedError, self).__init__(
             f"environment {lease.env!r} is locked by {lease.holder} (run {lease.run_id}, `{lease.command}`, since "
             f"{lease.acquired_at}): {hint}")
+
+
+def _holder() -> tuple[str, str, int]:
+    """``user@host pid N`` (as the SQLite registry writes it), the host and the pid."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        user = "unknown"
+    host = socket.gethostname()
+    return f"{user}@{host} pid {os.getpid()}", host, os.getpid()
 
 
 def parse_url(url: str) -> tuple[str, str | None]:

@@ -129,6 +129,9 @@ def test_run_ready_runs_every_node_after_its_deps_within_the_limit() -> None:
     lock = threading.Lock()
     events: list[tuple[str, str]] = []
     active = peak = 0
+    # The first two nodes meet here before either ends: both run at once, and a third start (a broken limit)
+    # would be seen while they wait.
+    together = threading.Barrier(2, timeout=30)
 
     def work(node: str) -> str:
         nonlocal active, peak
@@ -136,13 +139,16 @@ def test_run_ready_runs_every_node_after_its_deps_within_the_limit() -> None:
             active += 1
             peak = max(peak, active)
             events.append(("start", node))
+            first_two = len(events) <= 2
+        if first_two:
+            together.wait()
         with lock:
             active -= 1
             events.append(("end", node))
         return node.upper()
 
     results, interrupted = run_ready(ReadyQueue(ORDER, DEPS, parallel=2), work, judge=lambda n, r: None)
-    assert results == {n: n.upper() for n in ORDER} and not interrupted and peak <= 2
+    assert results == {n: n.upper() for n in ORDER} and not interrupted and peak == 2
     for node, needs in DEPS.items():
         for dep in needs:
             assert events.index(("end", dep)) < events.index(("start", node))

@@ -25,12 +25,10 @@ ends; a run killed at any point leaves the others as they were, and the next run
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -44,6 +42,7 @@ from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
 from .progress import RUNNING, NullReporter, Reporter
 from .registry import Registry, StackRecord
+from .scheduler import ReadyQueue, Skip, run_ready
 
 #: Statuses a stack ends a run with.
 SUCCEEDED, FAILED, SKIPPED, UNCHANGED, DESTROYED = "succeeded", "failed", "skipped", "unchanged", "destroyed"
@@ -587,74 +586,33 @@ class Orchestrator:
         """Run ``work`` on every node of ``order`` once all of its ``deps`` ended well, at most ``parallel`` at
         once, in ``order``'s priority; skip the nodes that need a failed one. Returns the outcomes in ``order``
         and whether the run was interrupted (Ctrl-C: nothing new starts, running stacks finish)."""
-        dependents: dict[str, list[str]] = {c: [] for c in order}
-        waiting_on = {c: len(deps[c]) for c in order}
-        for c in order:
-            for d in deps[c]:
-                dependents[d].append(c)
-        # Critical path first: a stack's priority is the longest chain of work that waits on it (last known
-        # durations where the registry has them, else one unit each); ties go by the deploy order.
+        # Critical path first: last known durations where the registry has them (see ode.scheduler).
         known = {s.context: s.duration_s for s in self.registry.stacks(env) if s.duration_s}
-        unit = sorted(known.values())[len(known) // 2] if known else 1.0
-        rank: dict[str, float] = {}
-        for c in reversed(order):
-            rank[c] = known.get(c, unit) + max((rank[d] for d in dependents[c]), default=0.0)
-        position = {c: (-rank[c], i) for i, c in enumerate(order)}
-        ready = [(position[c], c) for c in order if waiting_on[c] == 0]
-        heapq.heapify(ready)
+        queue = ReadyQueue(order, deps, weights=known, parallel=self.parallel)
         outcomes: dict[str, StackOutcome] = {}
-        running: dict[Future[StackOutcome], str] = {}
-        interrupted = False
         self._cancel.clear()
         self.reporter.start(env, operation, [f"{env}.{c}" for c in order])
 
-        def skip_from(failed: str) -> None:
-            stack = outcomes[failed].stack
-            cause = outcomes[failed].reason if outcomes[failed].status == SKIPPED else None
-            todo = list(dependents[failed])
-            while todo:
-                c = todo.pop()
-                if c in outcomes:
-                    continue
-                why = cause or f"{stack} {outcomes[failed].status}"
-                outcomes[c] = StackOutcome(f"{env}.{c}", c, SKIPPED, reason=why,
-                                           error=f"skipped: {why}")
-                self.reporter.update(f"{env}.{c}", SKIPPED, why)
-                todo.extend(dependents[c])
-
-        def finish(c: str, outcome: StackOutcome) -> None:
+        def judge(c: str, outcome: StackOutcome) -> str | None:
             outcomes[c] = outcome
             self.reporter.update(outcome.stack, outcome.status, outcome.error or outcome.reason or "")
             if outcome.status in _GOOD:
-                for d in dependents[c]:
-                    waiting_on[d] -= 1
-                    if waiting_on[d] == 0 and d not in outcomes:
-                        heapq.heappush(ready, (position[d], d))
-            else:
-                skip_from(c)
+                return None
+            inherited = outcome.reason if outcome.status == SKIPPED else None
+            return inherited or f"{outcome.stack} {outcome.status}"
 
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="ode-stack")
+        def skip(s: Skip) -> None:
+            outcomes[s.node] = StackOutcome(f"{env}.{s.node}", s.node, SKIPPED, reason=s.cause,
+                                            error=f"skipped: {s.cause}")
+            self.reporter.update(f"{env}.{s.node}", SKIPPED, s.cause)
+
+        def interrupt(running: int) -> None:
+            self._cancel.set()
+            self.reporter.update(f"{env}.*", "interrupted", f"waiting for {running} running stack(s) to finish")
+
         try:
-            while ready or running:
-                while ready and len(running) < self.parallel and not interrupted:
-                    _, c = heapq.heappop(ready)
-                    if c in outcomes:
-                        continue
-                    running[pool.submit(work, c)] = c
-                if not running:
-                    break
-                try:
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    self._cancel.set()
-                    self.reporter.update(f"{env}.*", "interrupted",
-                                         f"waiting for {len(running)} running stack(s) to finish")
-                    continue
-                for fut in done:
-                    finish(running.pop(fut), fut.result())
+            _, interrupted = run_ready(queue, work, judge=judge, on_skip=skip, on_interrupt=interrupt)
         finally:
-            pool.shutdown(wait=True)
             self.reporter.finish()
         for c in order:
             if c not in outcomes:

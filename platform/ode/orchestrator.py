@@ -353,9 +353,9 @@ class Orchestrator:
         reused = set(reused_list)
         graph = self.graph(env, contexts, base_env=base, reuse=reused)
         plan = Plan(env=env, engine=self.engine.name, operation="plan", simulated=self.simulated)
-        for rec in self._orphans(env):
-            plan.stacks.append(PlannedStack(stack=rec.stack, context=rec.context, action=ORPHANED,
-                                            reason=self._orphan_reason(env, rec.context)))
+        for orphan in self._orphans(env):
+            plan.stacks.append(PlannedStack(stack=orphan.stack, context=orphan.context, action=ORPHANED,
+                                            reason=self._orphan_reason(env, orphan.context)))
         produced: dict[str, StackOutcome] = {}
         deploying: set[str] = set()
         for context in graph.contexts:
@@ -440,7 +440,7 @@ class Orchestrator:
             self._up(env, base, reused, order, deps, result, run)
         return result
 
-    def _up(self, env: str, base: str | None, reused: set[str], order: list[str], deps: dict[str, set[str]],
+    def _up(self, env: str, base: str | None, reused: set[str], order: Sequence[str], deps: dict[str, set[str]],
             result: RunResult, run: _Run) -> None:
         run_id = run.id
         produced: dict[str, StackOutcome] = {}

@@ -391,6 +391,10 @@ class Registry:
                 db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = "
                            "'running'", (now, env))
                 db.execute("DELETE FROM locks WHERE env = ?", (env,))
+            # Whoever holds the lock is the only run of the environment: a run still marked running lost its end
+            # (a killed process, a write that failed) and is recorded as abandoned.
+            db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = 'running'",
+                       (now, env))
             db.execute("INSERT INTO locks (env, holder, host, pid, command, acquired_at) VALUES (?, ?, ?, ?, ?, ?)",
                        (env, holder, host, pid, command, now))
             cur = db.execute("INSERT INTO runs (env, command, engine, holder, started_at, status) VALUES "

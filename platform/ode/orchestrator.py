@@ -351,6 +351,9 @@ class Orchestrator:
         stack to deploy is previewed by the engine (its resources and changes)."""
         base, reused_list = self._where(env, base_env, reuse)
         reused = set(reused_list)
+        if contexts is None and base_env is None and base is not None:  # `ode plan --env pr-1`: what it holds
+            record = self.registry.environment(env)
+            contexts = record.contexts if record is not None and record.ephemeral else None
         graph = self.graph(env, contexts, base_env=base, reuse=reused)
         plan = Plan(env=env, engine=self.engine.name, operation="plan", simulated=self.simulated)
         for orphan in self._orphans(env):

@@ -388,8 +388,6 @@ class Registry:
                     raise LockedError(env, row[0], row[3], row[4], still_running=True)
                 if not (force_unlock or (here and not alive)):
                     raise LockedError(env, row[0], row[3], row[4])
-                db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = "
-                           "'running'", (now, env))
                 db.execute("DELETE FROM locks WHERE env = ?", (env,))
             # Whoever holds the lock is the only run of the environment: a run still marked running lost its end
             # (a killed process, a write that failed) and is recorded as abandoned.

@@ -405,6 +405,7 @@ def test_an_environment_name_with_a_trailing_newline_is_refused() -> None:
     (("up", "--env", "dev", "--simulate-delay", "ghost=1"), "no context 'ghost'"),
     (("up", "--env", "dev", "--contexts", ","), "--contexts ','"),
     (("status", "--env", "nope"), "unknown environment 'nope'"),
+    (("outputs", "--env", "nope"), "unknown environment 'nope'"),
     (("env", "create", "pr-9", "--ttl", "3000000d"), "--ttl"),
     (("env", "create", "pr-9\n"), "cannot name an environment"),
     (("env", "create", "dev"), "long-lived"),
@@ -649,6 +650,15 @@ def test_a_normal_exit_does_not_signal_the_process_group(tmp_path: Path) -> None
     while _alive(sibling) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not marker.exists()  # the pipeline's other commands are left alone on a normal exit
+
+
+def test_the_simulated_engine_refuses_faults_that_cannot_happen(tmp_path: Path) -> None:
+    library = load_library(SAMPLE)
+    for delays in ({"catalog": float("nan")}, {"catalog": -5.0}, {"*": float("inf")}):
+        with pytest.raises(UsageError, match="catalog|\\*"):
+            SimulatedEngine(library, tmp_path, delays=delays)
+    with pytest.raises(UsageError, match="transient"):
+        SimulatedEngine(library, tmp_path, transient_failures={"catalog": -1})
 
 
 def test_protected_environment_is_a_usage_mistake() -> None:

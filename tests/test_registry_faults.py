@@ -15,6 +15,7 @@ It also covers the registry files a user can break: empty, corrupt, hand-edited,
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,77 @@ def test_every_write_of_env_create_can_fail_without_changing_a_live_environment(
         assert o.up("dev", ["network", "shared-bus"]).ok
 
     _each_write_fails(tmp_path, "pr-1", create, prepare)
+
+
+_WRITE_METHODS = {"begin_run", "end_run", "release_lock", "mark_running", "record_success", "record_failure",
+                  "forget_stack", "put_environment", "ensure_environment", "set_environment_status"}
+
+
+class MethodFaults:
+    """Wraps a :class:`Registry` object: the ``fail_at``-th call of a writing method raises the raw SQLite error,
+    before it writes anything (a registry backend that does not translate its errors)."""
+
+    def __init__(self, inner: Registry, fail_at: int | None):
+        self.inner = inner
+        self.fail_at = fail_at
+        self.calls = 0
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in _WRITE_METHODS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                self.failed += 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_each_write_method_can_fail_without_a_false_success_or_a_stuck_lock(tmp_path: Path) -> None:
+    def run(state: Path, fail_at: int | None) -> tuple[MethodFaults, Ledger, Any]:
+        library = load_library(SAMPLE)
+        registry = Registry(state)
+        engine = Ledger(SimulatedEngine(library, state, run_programs=False))
+        faults = MethodFaults(registry, fail_at)
+        orchestrator = Orchestrator(library, faults, engine, parallel=2, backoff_s=0)  # type: ignore[arg-type]
+        result = None
+        try:
+            result = orchestrator.up("dev", ["payments"])
+        except (OdeError, sqlite3.Error):
+            pass  # begin_run itself failed: nothing ran
+        return faults, engine, result
+
+    total = run(tmp_path / "count", None)[0].calls
+    assert total >= 10
+    for n in range(1, total + 1):
+        state = tmp_path / f"m{n}"
+        faults, engine, result = run(state, n)
+        assert faults.failed == 1
+        _check_consistent(faults.inner, engine, "dev", result)
+        if result is not None:
+            assert not result.ok or all(s.status == "succeeded" for s in result.stacks)
+
+
+def test_hand_edited_lock_and_schema_rows_are_one_error_or_ignored(tmp_path: Path) -> None:
+    Registry(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "registry.db")
+    db.execute("INSERT INTO locks VALUES ('dev', 'someone', ?, 'not-a-pid', 'up', '2026-01-01')",
+               (socket.gethostname(),))
+    db.commit()
+    registry = Registry(tmp_path)
+    run = registry.begin_run("dev", "up", "simulated")  # a pid that names no process holds nothing
+    registry.end_run(run, "dev", "succeeded")
+    registry.close()
+    db.execute("UPDATE meta SET value = 'one' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(RegistryError, match="schema version 'one' is not a number"):
+        Registry(tmp_path)
 
 
 def test_a_disk_that_stays_full_is_one_error_and_records_no_success(tmp_path: Path) -> None:

@@ -544,7 +544,11 @@ def outputs(common: Common, env: str, contexts: str | None) -> None:
     from .orchestrator import mask
 
     wanted = split_names(contexts)
-    found = {s.context: mask(s.outputs, s.secret_outputs) for s in open_registry(common).stacks(env)
+    registry = open_registry(common)
+    if env not in _long_lived(common) and not registry.knows(env):
+        raise UsageError(f"unknown environment {env!r}: not in environments.yaml and never deployed with this "
+                         f"state directory ({common.state_dir})")
+    found = {s.context: mask(s.outputs, s.secret_outputs) for s in registry.stacks(env)
              if wanted is None or s.context in wanted}
     if common.json:
         common.emit({"env": env, "outputs": found})

@@ -52,6 +52,15 @@ class _Held:
     status: str = "failed"
 
 
+def _quietly(write: Any, *args: Any) -> None:
+    """A registry write made while another error is on its way out: if it fails too, the first error is the one
+    the user must see."""
+    try:
+        write(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
+
+
 def is_expired(record: EnvironmentRecord, now: datetime) -> bool:
     """Whether an ephemeral environment's time is up."""
     expires = parse_iso(record.expires_at)
@@ -222,7 +231,7 @@ class EphemeralEnvironments:
                 result = self.orchestrator.up(name, asked, base_env=base_env, reuse=reused, run_id=run.id)
             except BaseException:
                 # Keep what was there: a live environment that could not be updated is still what it was.
-                self.registry.put_environment(live if live is not None else replace(record, status="failed"))
+                _quietly(self.registry.put_environment, live if live is not None else replace(record, status="failed"))
                 raise
             run.status = "succeeded" if result.ok else "interrupted" if result.interrupted else "failed"
             status = "active" if result.ok else "failed"
@@ -286,7 +295,7 @@ class EphemeralEnvironments:
                 result = self.orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),
                                                    run_id=run.id)
             except BaseException:
-                self.registry.set_environment_status(name, "failed")
+                _quietly(self.registry.set_environment_status, name, "failed")
                 raise
             run.status = "succeeded" if result.ok else "interrupted" if result.interrupted else "failed"
             self.registry.set_environment_status(name, "destroyed" if result.ok else "failed")

@@ -497,7 +497,13 @@ class Orchestrator:
         here must not hide it (the lock is still released by :meth:`Registry.end_run`'s fallback)."""
         try:
             self.registry.end_run(run_id, env, status)
-        except OdeError:
+        except Exception:
+            release = getattr(self.registry, "release_lock", None)
+            if release is not None:
+                try:
+                    release(env)
+                except Exception:  # noqa: BLE001 - the first error is the one to report; this was a last try
+                    pass
             if not failing:
                 raise
 
@@ -555,8 +561,12 @@ class Orchestrator:
         duration = time.perf_counter() - t0
         if record:
             env = stack[: -len(context) - 1]
-            self.registry.record_failure(env, context, error=error, finished_at=iso(finished) or "",
-                                         duration_s=duration)
+            try:
+                self.registry.record_failure(env, context, error=error, finished_at=iso(finished) or "",
+                                             duration_s=duration)
+            except Exception as exc:  # noqa: BLE001 - the stack's own error must reach the user all the same
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error = f"{error} (and the registry could not record it: {reason})"
         return StackOutcome(stack, context, FAILED, iso(started), iso(finished), duration, error=error,
                             attempts=attempts)
 

@@ -264,7 +264,11 @@ class Registry:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            try:
+                version = int(row[0]) if row else 0
+            except (TypeError, ValueError):
+                raise RegistryError(f"registry {self.path}: its schema version {row[0]!r} is not a number; restore "
+                                    "it from a backup") from None
             if version > SCHEMA_VERSION:
                 raise RegistryError(f"{self.path} was written by a newer ode (schema {version}, this one knows "
                                     f"{SCHEMA_VERSION}): upgrade ode")
@@ -383,7 +387,7 @@ class Registry:
                              (env,)).fetchone()
             if row is not None:
                 here = row[1] == host
-                alive = here and _alive(row[2])
+                alive = here and isinstance(row[2], int) and _alive(row[2])  # a hand-edited pid names no process
                 if alive and force_unlock:
                     raise LockedError(env, row[0], row[3], row[4], still_running=True)
                 if not (force_unlock or (here and not alive)):

@@ -279,6 +279,9 @@ def test_destroying_a_base_refuses_while_ephemeral_environments_reuse_it(tmp_pat
     assert orchestrator.registry.stacks("pr-7") == [] and orchestrator.registry.stacks("dev") == []
     assert orchestrator.registry.environment("pr-7").status == "destroyed"  # type: ignore[union-attr]
     assert orchestrator.registry.environment("pr-8").status == "active"  # type: ignore[union-attr]
+    # `ode destroy --env pr-8` (not `ode env destroy`) also leaves the record saying what happened.
+    assert orchestrator.destroy("pr-8").ok
+    assert orchestrator.registry.environment("pr-8").status == "destroyed"  # type: ignore[union-attr]
 
 
 # -- 8. races between commands ---------------------------------------------------------------------------------------

@@ -647,7 +647,7 @@ class Orchestrator:
 
             result.stacks, result.interrupted = self._schedule(env, "destroy", order, consumers, work)
             run.status = _run_status(result)
-            if result.ok and base is None and not self.registry.stacks(env):
+            if result.ok and not self.registry.stacks(env):  # `ode destroy --env pr-1` too: env list must say so
                 self.registry.set_environment_status(env, "destroyed")
         return result
 

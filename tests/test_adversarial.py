@@ -592,11 +592,15 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
 _GUARDED = """
 import subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
+sleeper = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"]
+before = subprocess.Popen(sleeper)  # started before the guard: not ode's to stop
 from ode.cli import guard_children
 assert guard_children(grace_s=1.0)
-child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                          "time.sleep(120)"])
-print(child.pid, flush=True)
+child = subprocess.Popen(sleeper)  # ignores SIGINT, as a stuck pulumi might: SIGKILL after the grace period
+grandchild = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+                               "print(p.pid, flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+print(before.pid, child.pid, grandchild.stdout.readline().strip(), flush=True)
 time.sleep(120)
 """
 
@@ -609,50 +613,55 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses Linux's parent-death signal")
-def test_children_do_not_outlive_a_kill_9(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _GUARDED, str(ROOT / "platform")], stdout=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL)
-    child = int(proc.stdout.readline())  # type: ignore[union-attr]
-    try:
-        assert _alive(child)
-        proc.kill()  # SIGKILL: no handler, no atexit runs
-        proc.wait(10)
-        deadline = time.monotonic() + 30  # bounded wait: a child that ignores SIGINT gets SIGKILL after 1 s
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(child)
-    finally:
+def _kill(*pids: int) -> None:
+    for pid in pids:
         try:
-            os.kill(child, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses Linux's parent-death signal")
+def test_children_do_not_outlive_a_kill_9(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _GUARDED, str(ROOT / "platform")], stdout=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    before, child, grandchild = (int(x) for x in proc.stdout.readline().split())  # type: ignore[union-attr]
+    try:
+        assert _alive(before) and _alive(child) and _alive(grandchild)
+        proc.kill()  # SIGKILL: no handler, no atexit runs
+        proc.wait(10)
+        deadline = time.monotonic() + 30  # bounded wait for the watcher
+        while (_alive(child) or _alive(grandchild)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child) and not _alive(grandchild)  # reparented or not, what ode started is gone
+        assert _alive(before)  # and nothing else was touched
+    finally:
+        _kill(before, child, grandchild)
+
+
 _NORMAL_EXIT = """
-import os, subprocess, sys
+import subprocess, sys
 sys.path.insert(0, sys.argv[1])
-os.setpgid(0, 0)  # leads its group, as the first command of a shell pipeline does
-sibling = subprocess.Popen([sys.executable, "-c", "import pathlib, signal, sys, time; "
-                            "signal.signal(signal.SIGINT, lambda *a: pathlib.Path(sys.argv[1]).write_text('sigint')); "
-                            "time.sleep(3)", sys.argv[2]])
 from ode.cli import guard_children
 assert guard_children(grace_s=1.0)
-print(sibling.pid, flush=True)
+child = subprocess.Popen([sys.executable, "-c", "import pathlib, signal, sys, time; "
+                          "signal.signal(signal.SIGINT, lambda *a: pathlib.Path(sys.argv[1]).write_text('sigint')); "
+                          "time.sleep(3)", sys.argv[2]])
+print(child.pid, flush=True)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard uses Linux's parent-death signal")
-def test_a_normal_exit_does_not_signal_the_process_group(tmp_path: Path) -> None:
+def test_a_normal_exit_does_not_signal_anyone(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     done = subprocess.run([sys.executable, "-c", _NORMAL_EXIT, str(ROOT / "platform"), str(marker)], timeout=60,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    sibling = int(done.stdout.strip())
+    child = int(done.stdout.strip())
     deadline = time.monotonic() + 30
-    while _alive(sibling) and time.monotonic() < deadline:
+    while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not marker.exists()  # the pipeline's other commands are left alone on a normal exit
+    assert not marker.exists()  # the watcher stood down on a normal exit
 
 
 def test_the_simulated_engine_refuses_faults_that_cannot_happen(tmp_path: Path) -> None:

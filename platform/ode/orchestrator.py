@@ -441,6 +441,8 @@ class Orchestrator:
             if record is not None and grown is not None and grown != record.contexts:
                 self.registry.put_environment(replace(record, contexts=grown))
             self._up(env, base, reused, order, deps, result, run)
+            if record is not None and record.ephemeral and not result.interrupted:
+                self.registry.set_environment_status(env, "active" if result.ok else "failed")
         return result
 
     def _up(self, env: str, base: str | None, reused: set[str], order: Sequence[str], deps: dict[str, set[str]],

@@ -290,7 +290,8 @@ def engine_options(func: F) -> F:
         click.option("--simulate-delay", "simulate_delay", multiple=True, metavar="CONTEXT=SECONDS",
                      help="Simulated engine: this context's stack takes that long ('*' for every one)."),
         click.option("--force-unlock", "force_unlock", is_flag=True,
-                     help="Break the environment's lock left by a process that is gone."),
+                     help="Break the environment's lock left by a process that is gone (another host's, or a dead "
+                          "pid); a lock whose process still runs on this host is never broken."),
         click.option("--target", "target", type=click.Choice(["aws", "local"]), default="aws", show_default=True,
                      help="local: deploy with the pulumi engine into an embedded AWS (moto) on 127.0.0.1."),
     ]

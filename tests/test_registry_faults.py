@@ -206,6 +206,15 @@ class MethodFaults:
         self.fail_at = fail_at
         self.calls = 0
         self.failed = 0
+        self.lock = threading.Lock()  # stacks run in threads: count each call exactly once
+
+    def _fails_now(self) -> bool:
+        with self.lock:
+            self.calls += 1
+            if self.calls == self.fail_at:
+                self.failed += 1
+                return True
+            return False
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
@@ -213,9 +222,7 @@ class MethodFaults:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls += 1
-            if self.calls == self.fail_at:
-                self.failed += 1
+            if self._fails_now():
                 raise sqlite3.OperationalError("database or disk is full")
             return attr(*args, **kwargs)
 
@@ -245,6 +252,46 @@ def test_each_write_method_can_fail_without_a_false_success_or_a_stuck_lock(tmp_
         _check_consistent(faults.inner, engine, "dev", result)
         if result is not None:
             assert not result.ok or all(s.status == "succeeded" for s in result.stacks)
+
+
+class AfterWriteFaults(MethodFaults):
+    """Like :class:`MethodFaults`, but the failing call writes first and raises after (a commit that went
+    through, then an error from the disk), and the wrapper offers only the registry's original methods."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("release_lock", "knows"):
+            raise AttributeError(name)
+        attr = getattr(self.inner, name)
+        if name not in _WRITE_METHODS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if self._fails_now():
+                raise OSError(28, "No space left on device")
+            return result
+
+        return call
+
+
+def test_a_write_that_fails_after_it_happened_leaves_no_lock_and_no_false_success(tmp_path: Path) -> None:
+    def run(state: Path, fail_at: int | None) -> tuple[MethodFaults, Ledger, Any]:
+        library = load_library(SAMPLE)
+        engine = Ledger(SimulatedEngine(library, state, run_programs=False))
+        faults = AfterWriteFaults(Registry(state), fail_at)
+        orchestrator = Orchestrator(library, faults, engine, parallel=2, backoff_s=0)  # type: ignore[arg-type]
+        result = None
+        try:
+            result = orchestrator.up("dev", ["payments"])
+        except OSError:
+            pass
+        return faults, engine, result
+
+    total = run(tmp_path / "count", None)[0].calls
+    for n in range(1, total + 1):
+        faults, engine, result = run(tmp_path / f"a{n}", n)
+        assert faults.failed == 1
+        _check_consistent(faults.inner, engine, "dev", result)
 
 
 def test_hand_edited_lock_and_schema_rows_are_one_error_or_ignored(tmp_path: Path) -> None:

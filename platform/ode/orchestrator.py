@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,7 +45,7 @@ from .engines import Engine, EngineError, StackResult, StackSpec
 from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
 from .progress import RUNNING, NullReporter, Reporter
-from .registry import EnvironmentRecord, Registry, StackRecord
+from .registry import EnvironmentRecord, LockedError, Registry, StackRecord
 
 #: Statuses a stack ends a run with. ``orphaned``: the registry holds a stack of a context the library no longer
 #: has; it is reported (and left alone) by ``plan`` and ``up``, and ``destroy`` removes it.
@@ -482,8 +483,14 @@ class Orchestrator:
         if run_id is not None:  # the caller holds the lock and records the run
             yield _Run(run_id)
             return
-        run = _Run(self.registry.begin_run(env, command, self.engine.name,
-                                           force_unlock=force_unlock or self.force_unlock))
+        try:
+            run = _Run(self.registry.begin_run(env, command, self.engine.name,
+                                               force_unlock=force_unlock or self.force_unlock))
+        except LockedError:
+            raise
+        except Exception:
+            self._release(env)  # the write may have taken the lock before it failed
+            raise
         try:
             yield run
         except KeyboardInterrupt:
@@ -500,14 +507,36 @@ class Orchestrator:
         try:
             self.registry.end_run(run_id, env, status)
         except Exception:
-            release = getattr(self.registry, "release_lock", None)
-            if release is not None:
-                try:
-                    release(env)
-                except Exception:  # noqa: BLE001 - the first error is the one to report; this was a last try
-                    pass
+            try:
+                self.registry.end_run(run_id, env, status)  # a write that failed once may go through now
+                return
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                self._release(env)
             if not failing:
                 raise
+
+    def _release(self, env: str) -> None:
+        """Last try at releasing this process's lock on ``env``; quiet, as an error is on its way out already."""
+        try:
+            release = getattr(self.registry, "release_lock", None)
+            if release is not None:
+                release(env)
+                return
+            # A backend without release_lock: end this process's last running run of ``env``, which drops its lock.
+            me = f" pid {os.getpid()}"
+            if (self.registry.lock_holder(env) or "").endswith(me):
+                mine = [r for r in self.registry.runs(env) if r.status == "running" and r.holder.endswith(me)]
+                if mine:
+                    self.registry.end_run(mine[-1].id, env, FAILED)
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
+
+    def _knows(self, env: str) -> bool:
+        """Whether the registry has any record of ``env`` (asked of any registry backend, old or new)."""
+        knows = getattr(self.registry, "knows", None)
+        if knows is not None:
+            return bool(knows(env))
+        return self.registry.environment(env) is not None or bool(self.registry.stacks(env))
 
     def _up_one(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
                 reused: set[str], run_id: int) -> StackOutcome:
@@ -602,7 +631,7 @@ class Orchestrator:
         if base is None and self.library.environment(env).protected:
             raise ProtectedEnvironmentError(f"environment {env!r} is protected (environments.yaml): ode never "
                                             "destroys it")
-        if not self.registry.knows(env):
+        if not self._knows(env):
             raise UsageError(f"the registry {self.registry.path} has no record of environment {env!r}: nothing "
                              "of it was deployed with this state directory (check --state-dir)")
         recorded = {s.context for s in self.registry.stacks(env)}

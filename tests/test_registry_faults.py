@@ -378,6 +378,14 @@ def test_an_empty_registry_file_is_an_error_not_a_fresh_start(tmp_path: Path, de
     assert (deployed / "registry.db").stat().st_size == 0  # left as it was, for the user to restore
 
 
+def test_a_deleted_registry_is_noticed(tmp_path: Path, deployed: Path) -> None:
+    for path in deployed.glob("registry.db*"):
+        path.unlink()
+    done = ode(tmp_path, "env", "list", "--state-dir", str(deployed))
+    assert done.returncode == 0
+    assert "new registry" in done.stderr and "was registry.db deleted?" in done.stderr
+
+
 def test_a_corrupt_registry_is_one_line(tmp_path: Path, deployed: Path) -> None:
     for wal in deployed.glob("registry.db-*"):
         wal.unlink()

@@ -382,6 +382,11 @@ def open_registry(common: Common) -> Registry:
     registry = Registry(common.state_dir)
     if registry.created:
         common.say(f"note: new registry {registry.path}: it knows no environment deployed before", err=True)
+        left = [p for p in ("pulumi", "simulated", "workspaces") if any((common.state_dir / p).glob("*"))]
+        if left:
+            common.say(f"warning: {common.state_dir} holds stack state ({', '.join(left)}/) that the new registry "
+                       "does not know: was registry.db deleted? Restore it before deploying or destroying",
+                       err=True)
     return registry
 
 

@@ -364,6 +364,18 @@ def test_extend_waits_for_no_one_and_refuses_while_a_destroy_holds_the_lock(tmp_
     assert envs.extend("pr-5", "2h").expires_at
 
 
+def test_destroying_an_environment_twice_is_fine(tmp_path: Path, state: Path) -> None:
+    common = ("--engine", "simulated", "--contracts", str(SAMPLE), "--state-dir", str(state))
+    assert ode(tmp_path, "env", "create", "pr-12", "--contexts", "catalog", *common).returncode == 0
+    first = ode(tmp_path, "env", "destroy", "pr-12", *common)
+    assert first.returncode == 0, first.stderr
+    again = script(tmp_path, "down", "--name", "pr-12", *common)  # a second `down` of a closed pull request
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["stacks"] == []
+    said = ode(tmp_path, "env", "destroy", "pr-12", *common)
+    assert said.returncode == 0 and "destroyed already" in said.stderr
+
+
 def test_racing_processes_create_one_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ode.engines.pulumi import PulumiEngine
 

@@ -104,7 +104,9 @@ def env_destroy(common: Common, name: str, yes: bool, **engine: Any) -> None:
     as environments made on demand are meant to be thrown away."""
     envs = _envs(common, **engine)
     record = envs.get(name)
-    if not yes:
+    if record.status == "destroyed" and not envs.registry.stacks(name):
+        common.say(f"{name} was destroyed already", err=True)
+    elif not yes:
         stacks = [s.stack for s in envs.registry.stacks(name)]
         confirm_or_abort(common, f"Destroy {name} (made from {record.base}): {', '.join(stacks) or 'no stacks'}?",
                          required=False)

@@ -24,12 +24,13 @@ from .clock import Clock, iso, parse_iso, utcnow
 from .contracts import ContractLibrary, parse_duration
 from .errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
 from .naming import check_env_name
+from .orchestrator import RunResult
 from .registry import EnvironmentRecord, LockedError, Registry
 
 __all__ = ["EphemeralEnvironments", "GcReport", "ProtectedEnvironmentError", "is_expired", "record_dict"]
 
 if TYPE_CHECKING:
-    from .orchestrator import Orchestrator, RunResult
+    from .orchestrator import Orchestrator
 
 
 def _owner(owner: str | None) -> str:
@@ -288,8 +289,10 @@ class EphemeralEnvironments:
                 run.status = "succeeded"
                 return None
             if record.status == "destroyed" and not self.registry.stacks(name):
+                # Destroyed already (a second `down` of a closed pull request): nothing to do, and that is fine.
                 run.status = "succeeded"
-                raise UsageError(f"environment {name!r} is destroyed already")
+                return RunResult(env=name, engine=self.orchestrator.engine.name, operation="destroy",
+                                 simulated=self.orchestrator.simulated)
             self.registry.set_environment_status(name, "destroying")
             try:
                 result = self.orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),

@@ -7,7 +7,9 @@ a live run, races between commands, bad options, surprising behaviour) and check
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +26,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ode.clock import FrozenClock, iso, parse_iso
 from ode.contracts import load_library
@@ -282,6 +286,17 @@ def test_destroying_a_base_refuses_while_ephemeral_environments_reuse_it(tmp_pat
     # `ode destroy --env pr-8` (not `ode env destroy`) also leaves the record saying what happened.
     assert orchestrator.destroy("pr-8").ok
     assert orchestrator.registry.environment("pr-8").status == "destroyed"  # type: ignore[union-attr]
+
+
+def test_destroy_of_a_base_through_the_cli(tmp_path: Path, state: Path) -> None:
+    common = ("--engine", "simulated", "--contracts", str(SAMPLE), "--state-dir", str(state))
+    assert ode(tmp_path, "env", "create", "pr-1", "--contexts", "catalog", *common).returncode == 0  # reuses 2
+    refused = ode(tmp_path, "destroy", "--env", "dev", "--yes", *common)
+    _clean_error(refused, 2, "pr-1 (reuses network, shared-bus)", "--with-ephemeral")
+    assert len(_stack_statuses(state, "dev")) == 10
+    done = ode(tmp_path, "destroy", "--env", "dev", "--yes", "--with-ephemeral", *common)
+    assert done.returncode == 0, done.stderr
+    assert _stack_statuses(state, "dev") == {} and _stack_statuses(state, "pr-1") == {}
 
 
 # -- 8. races between commands ---------------------------------------------------------------------------------------
@@ -674,6 +689,40 @@ def test_a_normal_exit_does_not_signal_anyone(tmp_path: Path) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not marker.exists()  # the watcher stood down on a normal exit
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["pr-1\n", " pr-1", "a" * 33, "x=nan", "x=-5", "x=inf", "x=1e400", ",", " , ", "*=0", "a=", "=1", "3000000d",
+     "9999999999d", "0s", "-1h", "1.5h", "\x00", "８h"]))
+def test_option_parsers_accept_or_refuse_cleanly(text: str) -> None:
+    """Whatever a user types, an option is either taken (and then well-formed) or refused with a UsageError:
+    never another exception, never a value that fails later."""
+    from ode.cli import _delays, split_names
+
+    try:
+        name = check_env_name(text)
+        assert re.fullmatch(r"[a-z][a-z0-9-]{0,31}", name)
+    except UsageError:
+        pass
+    try:
+        delays = _delays((text,))
+        assert all(math.isfinite(v) and v >= 0 for v in delays.values())
+    except UsageError:
+        pass
+    try:
+        names = split_names(text)
+        assert names and all(n and n == n.strip() and "," not in n for n in names)
+    except UsageError:
+        pass
+    for max_ttl in ("72h", None, "9999999999d"):  # the sample's limit, none, and one past any calendar
+        policy = SimpleNamespace(ttl="8h", max_ttl=max_ttl)
+        library = SimpleNamespace(environments=SimpleNamespace(ephemeral=policy))
+        envs = EphemeralEnvironments(library, None, None)  # type: ignore[arg-type]
+        try:
+            assert envs._policy_ttl(text) > 0
+        except UsageError:
+            pass
 
 
 def test_the_simulated_engine_refuses_faults_that_cannot_happen(tmp_path: Path) -> None:

@@ -430,9 +430,11 @@ def render_result(common: Common, result: RunResult, extra: dict[str, Any] | Non
         for s in result.stacks:
             took = f"{s.duration_s:.1f}s" if s.duration_s is not None else ""
             line = f"{s.stack:<32} {s.status:<10} {took:>7}"
-            colour = {"failed": "red", "skipped": "yellow", "succeeded": "green", "destroyed": "green"}.get(s.status)
+            colour = {"failed": "red", "skipped": "yellow", "orphaned": "yellow", "succeeded": "green",
+                      "destroyed": "green"}.get(s.status)
             click.secho(line + (f"  {s.error}" if s.error and s.status == "failed" else
-                                f"  {s.reason}" if s.reason and s.status == "skipped" else ""), fg=colour)
+                                f"  {s.reason}" if s.reason and s.status in ("skipped", "orphaned") else ""),
+                        fg=colour)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
         sim = " (simulated: nothing was deployed)" if result.simulated else ""
         common.say(f"{result.operation} {result.env}: {counts or 'no stacks'}{sim}", err=True)

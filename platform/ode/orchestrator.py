@@ -502,8 +502,8 @@ class Orchestrator:
         self._end(run.id, env, run.status, failing=False)
 
     def _end(self, run_id: int, env: str, status: str, *, failing: bool) -> None:
-        """Record the run's end and release the lock. When an error is already on its way out, a registry error
-        here must not hide it (the lock is still released by :meth:`Registry.end_run`'s fallback)."""
+        """Record the run's end and release the lock, trying again once and then releasing the lock alone when the
+        write fails. When an error is already on its way out, a registry error here must not hide it."""
         try:
             self.registry.end_run(run_id, env, status)
         except Exception:
@@ -632,8 +632,9 @@ class Orchestrator:
             raise ProtectedEnvironmentError(f"environment {env!r} is protected (environments.yaml): ode never "
                                             "destroys it")
         if not self._knows(env):
-            raise UsageError(f"the registry {self.registry.path} has no record of environment {env!r}: nothing "
-                             "of it was deployed with this state directory (check --state-dir)")
+            where = getattr(self.registry, "path", None) or "the registry"
+            raise UsageError(f"{where} has no record of environment {env!r}: nothing of it was deployed with this "
+                             "registry (check --state-dir)")
         recorded = {s.context for s in self.registry.stacks(env)}
         if contexts is not None:
             wanted = set(contexts)

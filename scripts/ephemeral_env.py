@@ -18,8 +18,10 @@ It prints one JSON document on stdout (the environment, its stacks as ``ode up``
 its stacks) and, where ``GITHUB_OUTPUT`` is set, writes ``env``, ``expires_at`` and ``outputs`` there too. Progress
 goes to stderr.
 
-Exit codes: 0 done (also: nothing to deploy), 1 a stack failed (or gc could not destroy an environment), 2 bad usage
-or input (a bad contract, an unknown name), 3 the environment is locked by another run (retry later).
+Exit codes, the same table as ``ode``: 0 done (also: nothing to deploy); 1 a stack failed, gc could not destroy an
+environment, or the registry cannot be used; 2 a usage or contract mistake (a bad option, a broken contract, an
+unknown name); 3 the environment is locked by another run (retry later); 130 interrupted (Ctrl-C or SIGTERM: running
+stacks finish and are recorded first).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _ci_pull_request() -> str | None:
@@ -102,10 +104,19 @@ def _outputs(platform: Any, env: str) -> dict[str, Any]:
     return {s.context: s.outputs for s in platform.registry.stacks(env) if s.outputs}
 
 
+def _nothing(name: str, reason: str) -> int:
+    print(f"{reason}: no environment to deploy", file=sys.stderr)
+    doc = {"env": name, "deployed": False, "reason": reason, "stacks": [], "outputs": {}}
+    print(json.dumps(doc, indent=2))
+    write_github_output({"env": name, "deployed": "false", "outputs": "{}"})
+    return EXIT_OK
+
+
 def cmd_up(platform: Any, args: argparse.Namespace) -> int:
     from ode.affected import affected
     from ode.cli import split_names
     from ode.ephemeral import record_dict
+    from ode.errors import NothingToDeployError
 
     name = environment_name(args)
     contexts = split_names(args.contexts)
@@ -116,17 +127,19 @@ def cmd_up(platform: Any, args: argparse.Namespace) -> int:
             found = affected(platform.library, since, env=args.base or platform.base_env)
             contexts, reason = sorted(found.contexts), f"affected since {since}"
             if not contexts:
-                print(f"nothing changed since {since}: no environment to deploy", file=sys.stderr)
-                doc = {"env": name, "deployed": False, "reason": f"nothing changed since {since}", "stacks": [],
-                       "outputs": {}}
-                print(json.dumps(doc, indent=2))
-                write_github_output({"env": name, "deployed": "false", "outputs": "{}"})
-                return EXIT_OK
+                return _nothing(name, f"nothing changed since {since}")
         else:
             reason = "every context"
     print(f"environment {name}: {', '.join(contexts) if contexts else 'every context'} ({reason})", file=sys.stderr)
-    record, result = platform.envs.create(name, base=args.base, contexts=contexts, ttl=args.ttl,
-                                          reuse=split_names(args.reuse), owner=args.owner)
+    try:
+        record, result = platform.envs.create(name, base=args.base, contexts=contexts, ttl=args.ttl,
+                                              reuse=split_names(args.reuse, "--reuse", allow_empty=True),
+                                              owner=args.owner)
+    except NothingToDeployError as exc:
+        if reason == "given":
+            raise
+        # Only contexts the environment reuses from its base changed: there is nothing of its own to deploy.
+        return _nothing(name, str(exc))
     outputs = _outputs(platform, name)
     doc = {**result.to_dict(), "environment": record_dict(record), "deployed": True, "outputs": outputs}
     print(json.dumps(doc, indent=2, default=str))
@@ -185,42 +198,44 @@ class _Platform:
     """The library, registry, engine and orchestrator one run of the script uses."""
 
     def __init__(self, args: argparse.Namespace):
+        from ode.cli import Common, guard_children, load_lenient, open_registry
         from ode.contracts import load_library
         from ode.engines import make_engine
         from ode.ephemeral import EphemeralEnvironments
         from ode.orchestrator import Orchestrator
-        from ode.registry import Registry
 
         state_dir = Path(args.state_dir)
-        self.library = load_library(args.contracts)
+        common = Common(Path(args.contracts), state_dir, json=True)
+        # gc works from the registry: one broken contract must not keep expired environments alive.
+        self.library = load_lenient(common) if args.action == "gc" else load_library(args.contracts)
         policy = self.library.environments.ephemeral
         self.base_env = policy.base if policy else None
-        self.registry = Registry(state_dir)
-        engine = make_engine(args.engine, self.library, state_dir)
+        self.registry = open_registry(common)
+        engine = make_engine(args.engine, self.library, state_dir,
+                             announce=lambda line: print(line, file=sys.stderr))
+        if engine.name == "pulumi":
+            guard_children()
         options: dict[str, Any] = {"parallel": args.parallel} if args.parallel else {}
         self.orchestrator = Orchestrator(self.library, self.registry, engine, **options)
         self.envs = EphemeralEnvironments(self.library, self.registry, self.orchestrator)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ode.errors import OdeError, UsageError
+    from ode.cli import exit_status, handle_sigterm
+    from ode.errors import OdeError
 
     args = parser().parse_args(argv)
+    handle_sigterm()
     try:
         platform = _Platform(args)
         return {"up": cmd_up, "down": cmd_down, "gc": cmd_gc}[args.action](platform, args)
     except OdeError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
-        if type(exc).__name__ == "LockedError":
-            return EXIT_LOCKED
-        if isinstance(exc, UsageError) or type(exc).__name__ in ("ContractErrors", "UnknownEnvironmentError",
-                                                                  "ProtectedEnvironmentError"):
-            return EXIT_USAGE
-        return EXIT_FAILED
+        return exit_status(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

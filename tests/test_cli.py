@@ -24,7 +24,7 @@ def test_validate_sample() -> None:
 def test_validate_json_and_errors_without_traceback(tmp_path: Path) -> None:
     root = write_library(tmp_path, [context("a", consumes=[{"context": "ghost", "interface": "t"}])])
     result = ode("validate", "--contracts", str(root), "--json")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a contract mistake (the exit-status table)
     payload = json.loads(result.stdout)
     assert payload["ok"] is False
     assert payload["errors"][0]["field"] == "consumes[0].context"
@@ -34,7 +34,7 @@ def test_validate_json_and_errors_without_traceback(tmp_path: Path) -> None:
 
 def test_unknown_environment_exits_nonzero() -> None:
     result = ode("graph", "--env", "qa", "--contracts", str(SAMPLE))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown environment 'qa' (environments.yaml has: dev, stage, prod)"
 
 

@@ -90,7 +90,7 @@ def test_env_create_list_extend_destroy(repo: Path) -> None:
 
 def test_protected_environment_is_refused(repo: Path) -> None:
     done = ode(repo, "env", "destroy", "prod", "--engine", "simulated")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "prod" in done.stderr and "Traceback" not in done.stderr
 
 

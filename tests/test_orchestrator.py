@@ -264,8 +264,12 @@ def test_the_lock_refuses_a_second_run(tmp_path: Path) -> None:
     with pytest.raises(LockedError, match=r"locked by .* pid \d+ \(`up`, since"):
         orchestrator.up("dev")
     assert engine.events == []
-    assert orchestrator.up("dev", ["catalog"], force_unlock=True).ok
+    # The holder is alive on this host: --force-unlock must not break its lock (both would deploy at once).
+    with pytest.raises(LockedError, match="still running on this host"):
+        orchestrator.up("dev", ["catalog"], force_unlock=True)
+    assert engine.events == []
     other.end_run(run, "dev", "abandoned")
+    assert orchestrator.up("dev", ["catalog"]).ok
 
 
 def test_a_lock_left_by_a_dead_process_is_broken(tmp_path: Path) -> None:

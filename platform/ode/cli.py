@@ -2,15 +2,23 @@
 
 Every command takes the common options after its own name: ``--contracts DIR``, ``--state-dir DIR``, ``--json``.
 With ``--json`` the result goes to stdout as JSON and messages go to stderr.
+
+Exit status, for every command (and ``scripts/ephemeral_env.py``): 0 done; 1 a stack failed, a check found
+violations, or the registry cannot be used; 2 a usage or contract mistake; 3 the environment is locked by another
+run; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+import secrets
+import signal
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,7 +28,12 @@ import click
 from .errors import OdeError, UsageError
 
 if TYPE_CHECKING:
+    from .contracts import ContractLibrary
     from .orchestrator import Orchestrator, RunResult
+    from .registry import Registry
+
+#: The exit statuses, one table for every command and the CI script.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,7 +78,7 @@ def common_options(func: F) -> F:
         except KeyboardInterrupt:
             _cleanup(common)
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         finally:
             _cleanup(common)
 
@@ -75,6 +88,18 @@ def common_options(func: F) -> F:
 def _cleanup(common: Common) -> None:
     while common.cleanups:
         common.cleanups.pop()()
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status for an error a user sees: 2 for a usage or contract mistake (a bad option, a broken
+    contract, an unknown environment, a cycle), 3 for a held lock, else the error's own (1)."""
+    # Deferred: contracts and graph pull in pydantic and networkx, which `ode --help` does not need.
+    from .contracts import ContractErrors, UnknownEnvironmentError
+    from .graph import CycleError
+
+    if isinstance(exc, (ContractErrors, UnknownEnvironmentError, CycleError)):
+        return EXIT_USAGE
+    return int(getattr(exc, "exit_code", EXIT_FAILED))
 
 
 def _fail(common: Common, exc: OdeError) -> None:
@@ -89,23 +114,121 @@ def _fail(common: Common, exc: OdeError) -> None:
     if isinstance(exc, ContractErrors):
         n = len(exc.errors)
         click.echo(f"{n} error{'s' if n != 1 else ''} in {common.contracts}", err=True)
-    sys.exit(exc.exit_code)
+    sys.exit(exit_status(exc))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="ondemandenv", prog_name="ode")
 def main() -> None:
-    """OnDemandEnv: contracts between bounded contexts, deployed as Pulumi stacks."""
+    """OnDemandEnv: contracts between bounded contexts, deployed as Pulumi stacks.
+
+    Exit status: 0 done; 1 a stack failed, a check found violations or the registry cannot be used; 2 a usage or
+    contract mistake; 3 the environment is locked by another run; 130 interrupted (Ctrl-C or SIGTERM).
+    """
     # Colour and live views only where a person watches.
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
+    handle_sigterm()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def handle_sigterm() -> None:
+    """Treat SIGTERM (a CI runner cancelling a job, ``kill``) like Ctrl-C: nothing new starts, running stacks
+    finish and are recorded, exit 130."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (ode called from a thread of someone's tooling): leave it be
+        pass
+
+
+# The watcher that outlives a killed ode: the kernel sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG). It
+# then finds every process that inherited this run's guard token in its environment (the pulumi CLIs, their
+# language hosts and plugins: all started by ode, however they were reparented), asks them to stop (SIGINT: pulumi
+# cancels and saves its state), and kills what is left after the grace period.
+_WATCHER = """
+import ctypes, os, signal, sys, time
+token, parent, grace = sys.argv[1].encode(), int(sys.argv[2]), float(sys.argv[3])
+mark = b"ODE_GUARD=" + token
+def marked():
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as env:
+                    if mark in env.read().split(b"\\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+def fire(*_):
+    for pid in marked():
+        try:
+            os.kill(pid, signal.SIGINT)
+        except OSError:
+            pass
+    end = time.monotonic() + grace
+    while marked() and time.monotonic() < end:
+        time.sleep(0.1)
+    for pid in marked():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    os._exit(0)
+signal.signal(signal.SIGTERM, fire)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != parent:
+    fire()
+while True:
+    signal.pause()
+"""
+
+_GUARD: list[subprocess.Popen[bytes]] = []
+
+
+def guard_children(grace_s: float = 20.0) -> bool:
+    """Make sure that the processes this one starts from now on (the ``pulumi`` CLIs and what they start) do not
+    run on as orphans when this process is killed with SIGKILL: they inherit a token in their environment
+    (``ODE_GUARD``), and a small watcher process, told by the kernel when this one dies without exiting normally,
+    stops every process carrying it (SIGINT, then SIGKILL after ``grace_s``). Nothing changes in process groups,
+    so Ctrl-C on a terminal and a CI runner's signals reach ``ode`` as before. Linux only; returns whether the
+    guard is set."""
+    if _GUARD:
+        return True
+    if not sys.platform.startswith("linux") or not Path("/proc/self/environ").exists():
+        return False
+    token = secrets.token_hex(16)
+    watcher_env = {k: v for k, v in os.environ.items() if k != "ODE_GUARD"}
+    try:
+        watcher = subprocess.Popen([sys.executable, "-c", _WATCHER, token, str(os.getpid()), str(grace_s)],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True, close_fds=True, env=watcher_env)
+    except OSError:
+        return False
+    os.environ["ODE_GUARD"] = token  # inherited by every process started from here on
+    _GUARD.append(watcher)
+
+    def stand_down() -> None:  # a normal exit: the children are done, the watcher must not signal anyone
+        for proc in _GUARD:
+            proc.kill()
+            proc.wait()
+        _GUARD.clear()
+
+    import atexit
+
+    atexit.register(stand_down)
+    return True
 
 
 @main.command()
 @click.option("--env", "env", default=None, help="Check only what this environment deploys.")
 @common_options
 def validate(common: Common, env: str | None) -> None:
-    """Load the contracts library and report every error in it (file, line, field); exit 1 if any."""
+    """Load the contracts library and report every error in it (file, line, field); exit 2 if any."""
     from .contracts import load_library
     from .graph import EnvGraph
 
@@ -167,7 +290,8 @@ def engine_options(func: F) -> F:
         click.option("--simulate-delay", "simulate_delay", multiple=True, metavar="CONTEXT=SECONDS",
                      help="Simulated engine: this context's stack takes that long ('*' for every one)."),
         click.option("--force-unlock", "force_unlock", is_flag=True,
-                     help="Break the environment's lock left by a process that is gone."),
+                     help="Break the environment's lock left by a process that is gone (another host's, or a dead "
+                          "pid); a lock whose process still runs on this host is never broken."),
         click.option("--target", "target", type=click.Choice(["aws", "local"]), default="aws", show_default=True,
                      help="local: deploy with the pulumi engine into an embedded AWS (moto) on 127.0.0.1."),
     ]
@@ -181,28 +305,51 @@ DEFAULT_PARALLEL = 8
 
 
 def _delays(items: tuple[str, ...]) -> dict[str, float]:
+    """``CONTEXT=SECONDS`` pairs; a value that is not a finite number of seconds, zero or more, is refused."""
     delays = {}
     for item in items:
-        name, _, seconds = item.partition("=")
+        name, sep, seconds = item.partition("=")
         try:
-            delays[name.strip()] = float(seconds)
+            value = float(seconds)
         except ValueError:
-            raise UsageError(f"--simulate-delay {item!r}: expected CONTEXT=SECONDS") from None
+            value = math.nan
+        if not sep or not name.strip() or not math.isfinite(value) or value < 0:
+            raise UsageError(f"--simulate-delay {item!r}: expected CONTEXT=SECONDS, with SECONDS a number of zero "
+                             "or more")
+        delays[name.strip()] = value
     return delays
+
+
+def _check_fault_targets(library: ContractLibrary, option: str, names: Iterable[str]) -> None:
+    """Each name of ``--simulate-failure``/``--simulate-delay`` must be a context (or ``ENV.CONTEXT``, or ``*``
+    for a delay): a typo would otherwise rehearse nothing, silently."""
+    for name in names:
+        context = name.split(".", 1)[1] if "." in name else name
+        if name != "*" and context not in library.contexts:
+            raise UsageError(f"{option} {name!r}: no context {context!r} in {library.root} (known: "
+                             f"{', '.join(sorted(library.contexts))})")
 
 
 def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = DEFAULT_PARALLEL,
                       simulate_failure: tuple[str, ...] = (), simulate_delay: tuple[str, ...] = (),
                       force_unlock: bool = False, target: str = "aws", env: str | None = None,
-                      quiet: bool = False) -> Orchestrator:
+                      quiet: bool = False, lenient: bool = False) -> Orchestrator:
     """The library, registry, engine and orchestrator that a command runs with."""
     from .contracts import load_library
     from .engines import make_engine
     from .orchestrator import Orchestrator
     from .progress import reporter_for
-    from .registry import Registry
 
-    library = load_library(common.contracts, env if env in _long_lived(common) else None)
+    if lenient:
+        library = load_lenient(common)
+    else:
+        library = load_library(common.contracts, env if env in _long_lived(common) else None)
+    delays = _delays(simulate_delay)
+    if "*" in simulate_failure:
+        raise UsageError("--simulate-failure '*': name a context (repeat the option for several)")
+    _check_fault_targets(library, "--simulate-failure", simulate_failure)
+    _check_fault_targets(library, "--simulate-delay", delays)
+    registry = open_registry(common)
     pulumi_options: dict[str, Any] = {}
     config: dict[str, str] = {}
     if target == "local":
@@ -217,12 +364,51 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
         pulumi_options["env_vars"] = local.environment()
         config.update(local.stack_config())
     chosen = make_engine(engine, library, common.state_dir, failures=simulate_failure,
-                         delays=_delays(simulate_delay), announce=lambda line: common.say(line, err=True),
+                         delays=delays, announce=lambda line: common.say(line, err=True),
                          **pulumi_options)
-    orchestrator = Orchestrator(library, Registry(common.state_dir), chosen, parallel=parallel,
+    if chosen.name == "pulumi":
+        guard_children()
+    orchestrator = Orchestrator(library, registry, chosen, parallel=parallel,
                                 reporter=reporter_for(quiet), engine_config=config)
     orchestrator.force_unlock = force_unlock
     return orchestrator
+
+
+def open_registry(common: Common) -> Registry:
+    """The registry under ``--state-dir``; a new one is announced in one line (a wrong ``--state-dir`` or a
+    deleted file must not pass for an environment with nothing deployed)."""
+    from .registry import Registry
+
+    registry = Registry(common.state_dir)
+    if registry.created:
+        common.say(f"note: new registry {registry.path}: it knows no environment deployed before", err=True)
+        left = [p for p in ("pulumi", "simulated", "workspaces") if any((common.state_dir / p).glob("*"))]
+        if left:
+            common.say(f"warning: {common.state_dir} holds stack state ({', '.join(left)}/) that the new registry "
+                       "does not know: was registry.db deleted? Restore it before deploying or destroying",
+                       err=True)
+    return registry
+
+
+def load_lenient(common: Common) -> ContractLibrary:
+    """The library for commands that work from the registry (``status``, ``env list``, ``gc``): a broken contract
+    is reported in one line and left out, instead of stopping the command. Only an unusable environments.yaml
+    (or contracts directory) stops it."""
+    from .contracts import ContractErrors, read_library
+
+    library, errors = read_library(common.contracts)
+    if library is None:
+        raise ContractErrors(errors)
+    try:
+        errors.extend(library.check(None))
+    except Exception:  # noqa: BLE001 - the cross-file check of a partly broken library may trip; go on without it
+        pass
+    if errors:
+        n = len(errors)
+        first = errors[0]
+        common.say(f"warning: {n} error{'s' if n != 1 else ''} in {common.contracts} (first: {first}); going on "
+                   "without the broken contracts (`ode validate` lists them)", err=True)
+    return library
 
 
 def _long_lived(common: Common) -> set[str]:
@@ -244,9 +430,11 @@ def render_result(common: Common, result: RunResult, extra: dict[str, Any] | Non
         for s in result.stacks:
             took = f"{s.duration_s:.1f}s" if s.duration_s is not None else ""
             line = f"{s.stack:<32} {s.status:<10} {took:>7}"
-            colour = {"failed": "red", "skipped": "yellow", "succeeded": "green", "destroyed": "green"}.get(s.status)
+            colour = {"failed": "red", "skipped": "yellow", "orphaned": "yellow", "succeeded": "green",
+                      "destroyed": "green"}.get(s.status)
             click.secho(line + (f"  {s.error}" if s.error and s.status == "failed" else
-                                f"  {s.reason}" if s.reason and s.status == "skipped" else ""), fg=colour)
+                                f"  {s.reason}" if s.reason and s.status in ("skipped", "orphaned") else ""),
+                        fg=colour)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
         sim = " (simulated: nothing was deployed)" if result.simulated else ""
         common.say(f"{result.operation} {result.env}: {counts or 'no stacks'}{sim}", err=True)
@@ -280,7 +468,10 @@ def plan(common: Common, env: str, contexts: str | None, no_preview: bool, **eng
             if s.error:
                 click.secho(f"{'':<32} error: {s.error}", fg="red")
         deploy = sum(1 for s in result.stacks if s.action == "deploy")
-        common.say(f"plan {env}: {deploy} to deploy, {len(result.stacks) - deploy} unchanged"
+        same = sum(1 for s in result.stacks if s.action == "unchanged")
+        orphaned = sum(1 for s in result.stacks if s.action == "orphaned")
+        common.say(f"plan {env}: {deploy} to deploy, {same} unchanged"
+                   f"{f', {orphaned} orphaned (context gone from the library)' if orphaned else ''}"
                    f"{' (simulated)' if result.simulated else ''}", err=True)
     if not result.ok:
         sys.exit(1)
@@ -296,14 +487,45 @@ def up(common: Common, env: str, contexts: str | None, **engine: Any) -> None:
     render_result(common, orchestrator.up(env, split_names(contexts)))
 
 
+def interactive() -> bool:
+    """Whether a person can answer a question: stdin is a terminal."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def confirm_or_abort(common: Common, question: str, *, required: bool) -> None:
+    """Ask ``question`` on a terminal; without one, go on unless ``required`` (then ``--yes`` is needed)."""
+    if interactive():
+        if not click.confirm(question, default=False, err=True):
+            raise OdeError("declined: nothing was destroyed")
+    elif required:
+        raise UsageError("destroying needs confirmation: pass --yes (no terminal to ask on)")
+
+
 @main.command()
 @_env_options
+@click.option("--yes", "-y", "yes", is_flag=True,
+              help="Destroy without asking. Needed where no terminal can answer (CI).")
+@click.option("--with-ephemeral", "with_ephemeral", is_flag=True,
+              help="Also destroy the environments made on demand that reuse the stacks being destroyed (they are "
+                   "refused otherwise).")
 @engine_options
 @common_options
-def destroy(common: Common, env: str, contexts: str | None, **engine: Any) -> None:
-    """Destroy an environment's stacks in reverse order (a protected environment refuses)."""
+def destroy(common: Common, env: str, contexts: str | None, yes: bool, with_ephemeral: bool, **engine: Any) -> None:
+    """Destroy stacks of an environment, in reverse order: every stack of ENV, or with --contexts the stacks of
+    those contexts AND every stack of ENV that consumes them, directly or not. Asks first on a terminal;
+    elsewhere it needs --yes. A protected environment refuses; so does a base whose stacks environments made on
+    demand reuse (unless --with-ephemeral)."""
     orchestrator = open_orchestrator(common, env=env, **engine)
-    render_result(common, orchestrator.destroy(env, split_names(contexts)))
+    wanted = split_names(contexts)
+    if not yes:
+        recorded = [s.stack for s in orchestrator.registry.stacks(env)]
+        what = (f"the stacks of {', '.join(wanted)} in {env} and every stack of {env} that consumes them"
+                if wanted else f"all {len(recorded)} stacks of {env} ({', '.join(recorded) or 'none recorded'})")
+        confirm_or_abort(common, f"Destroy {what}?", required=True)
+    render_result(common, orchestrator.destroy(env, wanted, with_dependents=with_ephemeral))
 
 
 @main.command()
@@ -311,13 +533,15 @@ def destroy(common: Common, env: str, contexts: str | None, **engine: Any) -> No
 @common_options
 def status(common: Common, env: str, contexts: str | None) -> None:
     """What is deployed in an environment, from the registry: each stack's status, times and outputs."""
-    from .contracts import load_library
     from .engines.simulated import SimulatedEngine
     from .orchestrator import Orchestrator
-    from .registry import Registry
 
-    library = load_library(common.contracts)
-    registry = Registry(common.state_dir)
+    library = load_lenient(common)
+    registry = open_registry(common)
+    if env not in library.environments.environments and not registry.knows(env):
+        raise UsageError(f"unknown environment {env!r}: not in environments.yaml "
+                         f"({', '.join(library.environments.environments)}) and never deployed with this state "
+                         f"directory ({common.state_dir})")
     result = Orchestrator(library, registry, SimulatedEngine(library, common.state_dir)).status(
         env, split_names(contexts))
     result.engine = "registry"
@@ -339,10 +563,13 @@ def status(common: Common, env: str, contexts: str | None) -> None:
 def outputs(common: Common, env: str, contexts: str | None) -> None:
     """The outputs of an environment's stacks (secret ones shown as [secret])."""
     from .orchestrator import mask
-    from .registry import Registry
 
     wanted = split_names(contexts)
-    found = {s.context: mask(s.outputs, s.secret_outputs) for s in Registry(common.state_dir).stacks(env)
+    registry = open_registry(common)
+    if env not in _long_lived(common) and not registry.knows(env):
+        raise UsageError(f"unknown environment {env!r}: not in environments.yaml and never deployed with this "
+                         f"state directory ({common.state_dir})")
+    found = {s.context: mask(s.outputs, s.secret_outputs) for s in registry.stacks(env)
              if wanted is None or s.context in wanted}
     if common.json:
         common.emit({"env": env, "outputs": found})
@@ -354,11 +581,15 @@ def outputs(common: Common, env: str, contexts: str | None) -> None:
             click.echo(f"{env}.{context}\t{interface}\t{json.dumps(value, sort_keys=True)}")
 
 
-def split_names(text: str | None) -> list[str] | None:
-    """``a,b , c`` as ``["a", "b", "c"]``; None stays None."""
+def split_names(text: str | None, option: str = "--contexts", allow_empty: bool = False) -> list[str] | None:
+    """``a,b , c`` as ``["a", "b", "c"]``; None stays None. A value that names nothing (``,``) is a
+    :class:`UsageError` unless ``allow_empty`` (``--reuse ''``: reuse none)."""
     if text is None:
         return None
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names and not allow_empty:
+        raise UsageError(f"{option} {text!r} names no context")
+    return names
 
 
 from . import cli_env  # noqa: E402,F401  - registers `ode env`, `ode gc`, `ode affected`

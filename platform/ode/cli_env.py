@@ -6,13 +6,24 @@ from typing import Any
 
 import click
 
-from .cli import Common, common_options, engine_options, main, open_orchestrator, render_result, split_names
+from .cli import (
+    Common,
+    common_options,
+    confirm_or_abort,
+    engine_options,
+    load_lenient,
+    main,
+    open_orchestrator,
+    open_registry,
+    render_result,
+    split_names,
+)
 from .clock import parse_iso, utcnow
 from .ephemeral import EphemeralEnvironments, record_dict
 
 
-def _envs(common: Common, **engine: Any) -> EphemeralEnvironments:
-    orchestrator = open_orchestrator(common, **engine)
+def _envs(common: Common, lenient: bool = False, **engine: Any) -> EphemeralEnvironments:
+    orchestrator = open_orchestrator(common, lenient=lenient, **engine)
     return EphemeralEnvironments(orchestrator.library, orchestrator.registry, orchestrator)
 
 
@@ -38,7 +49,8 @@ def env() -> None:
                                            "[default: ephemeral.base].")
 @click.option("--contexts", default=None, help="Deploy these contexts (comma-separated) and what they need "
                                                "[default: every context].")
-@click.option("--ttl", default=None, help="Time to live: 90s, 30m, 8h, 2d [default: ephemeral.ttl].")
+@click.option("--ttl", default=None, help="Time to live: 90s, 30m, 8h, 2d [default: ephemeral.ttl]. On an "
+                                          "environment that exists, its expiry only ever moves later.")
 @click.option("--reuse", default=None, help="Contexts read from the base instead of deployed "
                                             "[default: ephemeral.reuse]; '' for none.")
 @click.option("--owner", default=None, help="Who answers for it [default: the CI actor or the user].")
@@ -46,10 +58,13 @@ def env() -> None:
 @common_options
 def env_create(common: Common, name: str, base: str | None, contexts: str | None, ttl: str | None,
                reuse: str | None, owner: str | None, **engine: Any) -> None:
-    """Create (or update) the environment NAME and deploy what it holds."""
+    """Create (or update) the environment NAME and deploy what it holds.
+
+    On an environment that exists, the contexts asked for are added to its own, and its expiry becomes the later
+    of the one it has (which `env extend` may have moved) and now + TTL: a create never shortens it."""
     envs = _envs(common, **engine)
     record, result = envs.create(name, base=base, contexts=split_names(contexts), ttl=ttl,
-                                 reuse=split_names(reuse), owner=owner)
+                                 reuse=split_names(reuse, "--reuse", allow_empty=True), owner=owner)
     if not common.json:
         common.say(f"{record.name}: from {record.base}, owner {record.owner}, expires {record.expires_at}")
     render_result(common, result, extra={"environment": record_dict(record)})
@@ -60,11 +75,8 @@ def env_create(common: Common, name: str, base: str | None, contexts: str | None
 @common_options
 def env_list(common: Common, include_destroyed: bool) -> None:
     """List the environments made on demand, soonest to expire first."""
-    from .contracts import load_library
-    from .registry import Registry
-
-    library = load_library(common.contracts)
-    registry = Registry(common.state_dir)
+    library = load_lenient(common)
+    registry = open_registry(common)
     records = EphemeralEnvironments(library, registry, None).list(include_destroyed=include_destroyed)  # type: ignore[arg-type]
     if common.json:
         common.emit({"environments": [record_dict(r) for r in records]})
@@ -83,12 +95,22 @@ def env_list(common: Common, include_destroyed: bool) -> None:
 
 @env.command("destroy")
 @click.argument("name")
+@click.option("--yes", "-y", "yes", is_flag=True, help="Do not ask, even on a terminal.")
 @engine_options
 @common_options
-def env_destroy(common: Common, name: str, **engine: Any) -> None:
-    """Destroy the environment NAME in reverse order (never the base's stacks, never a protected environment)."""
-    result = _envs(common, **engine).destroy(name)
-    render_result(common, result)
+def env_destroy(common: Common, name: str, yes: bool, **engine: Any) -> None:
+    """Destroy every stack of the environment made on demand NAME, in reverse order (never the base's stacks it
+    reuses, never a long-lived environment). Asks first on a terminal unless --yes; elsewhere (CI) it goes ahead,
+    as environments made on demand are meant to be thrown away."""
+    envs = _envs(common, **engine)
+    record = envs.get(name)
+    if record.status == "destroyed" and not envs.registry.stacks(name):
+        common.say(f"{name} was destroyed already", err=True)
+    elif not yes:
+        stacks = [s.stack for s in envs.registry.stacks(name)]
+        confirm_or_abort(common, f"Destroy {name} (made from {record.base}): {', '.join(stacks) or 'no stacks'}?",
+                         required=False)
+    render_result(common, envs.destroy(name))
 
 
 @env.command("extend")
@@ -96,11 +118,8 @@ def env_destroy(common: Common, name: str, **engine: Any) -> None:
 @click.option("--ttl", required=True, help="New time to live from now: 90s, 30m, 8h, 2d (at most max_ttl).")
 @common_options
 def env_extend(common: Common, name: str, ttl: str) -> None:
-    """Move the expiry of the environment NAME to now + TTL."""
-    from .contracts import load_library
-    from .registry import Registry
-
-    envs = EphemeralEnvironments(load_library(common.contracts), Registry(common.state_dir), None)  # type: ignore[arg-type]
+    """Move the expiry of the environment NAME to now + TTL (earlier or later), under its lock."""
+    envs = EphemeralEnvironments(load_lenient(common), open_registry(common), None)  # type: ignore[arg-type]
     record = envs.extend(name, ttl)
     if common.json:
         common.emit(record_dict(record))
@@ -112,10 +131,14 @@ def env_extend(common: Common, name: str, ttl: str) -> None:
 @engine_options
 @common_options
 def gc(common: Common, **engine: Any) -> None:
-    """Destroy every expired environment made on demand; go on past a failure and say so (exit 1)."""
-    report = _envs(common, **engine).gc()
+    """Destroy every expired environment made on demand; go on past a failure and say so (exit 1). Never asks:
+    it only destroys what outlived its TTL, and runs from schedulers. An environment another run holds is left
+    for the next pass; one broken contract does not stop it."""
+    report = _envs(common, lenient=True, **engine).gc()
     for rec, _ in report.destroyed:
         common.say(f"destroyed {rec.name} (expired {rec.expires_at})")
+    for rec, why in report.busy:
+        common.say(f"left {rec.name} for the next pass: {why}", err=True)
     for rec, error in report.failed:
         click.secho(f"error: could not destroy {rec.name}: {error}", fg="red", err=True)
     if not report.destroyed and not report.failed:

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, iso, parse_iso, utcnow
 from .contracts import ContractLibrary, parse_duration
-from .errors import OdeError, ProtectedEnvironmentError, UsageError
+from .errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
 from .naming import check_env_name
-from .registry import EnvironmentRecord, Registry
+from .orchestrator import RunResult
+from .registry import EnvironmentRecord, LockedError, Registry
 
 __all__ = ["EphemeralEnvironments", "GcReport", "ProtectedEnvironmentError", "is_expired", "record_dict"]
 
 if TYPE_CHECKING:
-    from .orchestrator import Orchestrator, RunResult
+    from .orchestrator import Orchestrator
 
 
 def _owner(owner: str | None) -> str:
@@ -41,6 +43,23 @@ def _owner(owner: str | None) -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in some containers
         return "unknown"
+
+
+@dataclass
+class _Held:
+    """A registry-only run holding an environment's lock; ``status`` is what it is recorded with."""
+
+    id: int
+    status: str = "failed"
+
+
+def _quietly(write: Any, *args: Any) -> None:
+    """A registry write made while another error is on its way out: if it fails too, the first error is the one
+    the user must see."""
+    try:
+        write(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
+        pass
 
 
 def is_expired(record: EnvironmentRecord, now: datetime) -> bool:
@@ -56,6 +75,8 @@ class GcReport:
     destroyed: list[tuple[EnvironmentRecord, RunResult]] = field(default_factory=list)
     failed: list[tuple[EnvironmentRecord, str]] = field(default_factory=list)
     kept: list[EnvironmentRecord] = field(default_factory=list)
+    #: Expired, but another run held its lock: left for the next pass.
+    busy: list[tuple[EnvironmentRecord, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +88,7 @@ class GcReport:
             "destroyed": [{**record_dict(rec), "result": result.to_dict()} for rec, result in self.destroyed],
             "failed": [{**record_dict(rec), "error": error} for rec, error in self.failed],
             "kept": [record_dict(rec) for rec in self.kept],
+            "busy": [{**record_dict(rec), "error": error} for rec, error in self.busy],
         }
 
 
@@ -105,14 +127,28 @@ class EphemeralEnvironments:
         text = ttl or (policy.ttl if policy else "8h")
         try:
             seconds = parse_duration(text)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise UsageError(f"--ttl {text!r}: {exc}") from None
         limit_text = policy.max_ttl if policy else None
-        if limit_text is not None and seconds > parse_duration(limit_text):
-            raise UsageError(f"--ttl {text} is longer than ephemeral.max_ttl ({limit_text}) in environments.yaml")
+        if limit_text is not None:
+            try:
+                limit = parse_duration(limit_text)
+            except (ValueError, OverflowError) as exc:
+                raise UsageError(f"ephemeral.max_ttl {limit_text!r} in environments.yaml: {exc}") from None
+            if seconds > limit:
+                raise UsageError(f"--ttl {text} is longer than ephemeral.max_ttl ({limit_text}) in "
+                                 "environments.yaml")
         if seconds <= 0:
             raise UsageError(f"--ttl {text} must be longer than zero")
+        self._expiry(seconds, text)  # a TTL past the calendar's end is a usage mistake, found before any write
         return seconds
+
+    def _expiry(self, seconds: int, text: str | None = None) -> str:
+        """The ISO time ``seconds`` from now; a :class:`UsageError` when that is past what a date can hold."""
+        try:
+            return iso(self.clock() + timedelta(seconds=seconds)) or ""
+        except (OverflowError, ValueError):
+            raise UsageError(f"--ttl {text or seconds}: too long (the expiry would be past the year 9999)") from None
 
     def _check_new_name(self, name: str) -> None:
         check_env_name(name)
@@ -147,7 +183,10 @@ class EphemeralEnvironments:
         """Record the environment and deploy the asked-for contexts and what they need (minus ``reuse``).
 
         Creating an environment that exists already updates it: the contexts asked for are added to the ones it
-        has, the expiry moves to now + ``ttl``, and only what changed is redeployed.
+        has, its expiry becomes the later of the one it has (which ``extend`` may have moved) and now + ``ttl``,
+        and only what changed is redeployed. Everything is checked and the environment's lock taken before its
+        record is written, so a create that cannot start (a mistake, a lock held by another run) changes nothing.
+        Asking only for contexts that are reused from the base is a :class:`NothingToDeployError`.
         """
         self._check_new_name(name)
         seconds = self._policy_ttl(ttl)
@@ -164,35 +203,68 @@ class EphemeralEnvironments:
             if context not in self.library.contexts:
                 raise UsageError(f"--reuse: context {context!r} does not exist")
         asked = list(contexts) if contexts is not None else None
-        if asked is not None and live is not None and live.contexts is not None:
-            asked = sorted({*live.contexts, *asked})
-        elif live is not None and live.contexts is None:
-            asked = None  # it already holds every context
+        if asked is not None and not asked:
+            raise UsageError("--contexts names no context")
+        own = self.orchestrator.graph(name, asked, base_env=base_env, reuse=reused).contexts  # checks the names
+        if not own:
+            raise NothingToDeployError(
+                f"nothing to deploy in {name}: {', '.join(asked or sorted(self.library.contexts))} "
+                f"{'is' if asked and len(asked) == 1 else 'are all'} reused from {base_env} (--reuse); leave "
+                "them out of --reuse to deploy them in the new environment")
 
-        now = self.clock()
-        record = EnvironmentRecord(
-            name=name, base=base_env, ephemeral=True, owner=_owner(owner or (live.owner if live else None)),
-            created_at=live.created_at if live else iso(now) or "", expires_at=iso(now + timedelta(seconds=seconds)),
-            contexts=asked, reuse=reused, status="creating")
-        self.registry.put_environment(record)
-        try:
-            result = self.orchestrator.up(name, asked, base_env=base_env, reuse=reused)
-        except BaseException:
-            self.registry.set_environment_status(name, "failed")
-            raise
-        status = "active" if result.ok else "failed"
-        self.registry.set_environment_status(name, status)
+        with self.orchestrator.hold(name, "env create") as run:
+            # Read again under the lock: another run may have extended or changed the environment meanwhile.
+            current = self.registry.environment(name)
+            live = current if current is not None and current.ephemeral and current.status != "destroyed" else None
+            if asked is not None and live is not None and live.contexts is not None:
+                asked = sorted({*live.contexts, *asked})
+            elif live is not None and live.contexts is None:
+                asked = None  # it already holds every context
+            expires = self._expiry(seconds, ttl)
+            if live is not None and live.expires_at and live.expires_at > expires:
+                expires = live.expires_at  # never shorten a TTL that `env extend` moved
+            record = EnvironmentRecord(
+                name=name, base=base_env, ephemeral=True, owner=_owner(owner or (live.owner if live else None)),
+                created_at=live.created_at if live else iso(self.clock()) or "", expires_at=expires,
+                contexts=asked, reuse=reused, status="creating")
+            self.registry.put_environment(record)
+            try:
+                result = self.orchestrator.up(name, asked, base_env=base_env, reuse=reused, run_id=run.id)
+            except BaseException:
+                # Keep what was there: a live environment that could not be updated is still what it was.
+                _quietly(self.registry.put_environment, live if live is not None else replace(record, status="failed"))
+                raise
+            run.status = "succeeded" if result.ok else "interrupted" if result.interrupted else "failed"
+            status = "active" if result.ok else "failed"
+            self.registry.set_environment_status(name, status)
         return replace(record, status=status), result
 
     def extend(self, name: str, ttl: str) -> EnvironmentRecord:
-        """Move an environment's expiry to now + ``ttl`` (at most ``max_ttl``)."""
+        """Move an environment's expiry to now + ``ttl`` (at most ``max_ttl``), under its lock: an environment
+        that ``gc`` or ``env destroy`` is destroying at that moment is not extended (:class:`LockedError`)."""
         seconds = self._policy_ttl(ttl)
-        record = self.get(name)
-        if record.status == "destroyed":
-            raise UsageError(f"environment {name!r} is destroyed; create it again")
-        updated = replace(record, expires_at=iso(self.clock() + timedelta(seconds=seconds)))
-        self.registry.put_environment(updated)
+        self.get(name)
+        with self.registry_lock(name, "env extend") as run:
+            record = self.get(name)
+            if record.status == "destroyed":
+                raise UsageError(f"environment {name!r} is destroyed; create it again")
+            updated = replace(record, expires_at=self._expiry(seconds, ttl))
+            self.registry.put_environment(updated)
+            run.status = "succeeded"
         return updated
+
+    @contextmanager
+    def registry_lock(self, name: str, command: str) -> Iterator[_Held]:
+        """Hold ``name``'s lock for a registry-only change (no engine involved)."""
+        held = _Held(self.registry.begin_run(name, command, "registry"))
+        try:
+            yield held
+        finally:
+            try:
+                self.registry.end_run(held.id, name, held.status)
+            except OdeError:
+                if held.status == "succeeded":
+                    raise
 
     def list(self, *, include_destroyed: bool = False) -> list[EnvironmentRecord]:
         """Every environment made on demand, soonest to expire first."""
@@ -201,19 +273,41 @@ class EphemeralEnvironments:
         return sorted(records, key=lambda r: (r.expires_at or "", r.name))
 
     def destroy(self, name: str) -> RunResult:
-        """Destroy an ephemeral environment's own stacks in reverse order; the base's stacks are never touched."""
-        record = self.get(name)
-        self.registry.set_environment_status(name, "destroying")
-        try:
-            result = self.orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or ())
-        except BaseException:
-            self.registry.set_environment_status(name, "failed")
-            raise
-        self.registry.set_environment_status(name, "destroyed" if result.ok else "failed")
+        """Destroy an ephemeral environment's own stacks in reverse order; the base's stacks are never touched.
+        The environment's lock is taken before its record is read and changed."""
+        result = self._destroy(name, only_if_expired=False)
+        assert result is not None
+        return result
+
+    def _destroy(self, name: str, *, only_if_expired: bool) -> RunResult | None:
+        """:meth:`destroy`; with ``only_if_expired`` (``gc``), an environment whose expiry moved before its lock
+        was taken is left alone and None returned."""
+        self.get(name)
+        with self.orchestrator.hold(name, "env destroy") as run:
+            record = self.get(name)
+            if only_if_expired and not is_expired(record, self.clock()):
+                run.status = "succeeded"
+                return None
+            if record.status == "destroyed" and not self.registry.stacks(name):
+                # Destroyed already (a second `down` of a closed pull request): nothing to do, and that is fine.
+                run.status = "succeeded"
+                return RunResult(env=name, engine=self.orchestrator.engine.name, operation="destroy",
+                                 simulated=self.orchestrator.simulated)
+            self.registry.set_environment_status(name, "destroying")
+            try:
+                result = self.orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),
+                                                   run_id=run.id)
+            except BaseException:
+                _quietly(self.registry.set_environment_status, name, "failed")
+                raise
+            run.status = "succeeded" if result.ok else "interrupted" if result.interrupted else "failed"
+            self.registry.set_environment_status(name, "destroyed" if result.ok else "failed")
         return result
 
     def gc(self) -> GcReport:
-        """Destroy every expired environment made on demand; go on past a failure and report it."""
+        """Destroy every expired environment made on demand; go on past a failure and report it. Each one's
+        expiry is checked again under its lock (an environment extended meanwhile is kept); one that another run
+        holds is kept for the next pass."""
         report = GcReport()
         now = self.clock()
         for record in self.list():
@@ -221,9 +315,15 @@ class EphemeralEnvironments:
                 report.kept.append(record)
                 continue
             try:
-                result = self.destroy(record.name)
+                result = self._destroy(record.name, only_if_expired=True)
+            except LockedError as exc:
+                report.busy.append((record, str(exc)))
+                continue
             except OdeError as exc:
                 report.failed.append((record, str(exc)))
+                continue
+            if result is None:
+                report.kept.append(self.registry.environment(record.name) or record)
                 continue
             if result.ok:
                 report.destroyed.append((record, result))

@@ -15,5 +15,11 @@ class UsageError(OdeError):
     exit_code = 2
 
 
+class NothingToDeployError(UsageError):
+    """What was asked for deploys no stack of its own (every context asked for is reused from the base)."""
+
+
 class ProtectedEnvironmentError(OdeError):
-    """An operation that would destroy or replace a protected or long-lived environment."""
+    """An operation that would destroy or replace a protected or long-lived environment: a usage mistake."""
+
+    exit_code = 2

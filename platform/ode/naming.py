@@ -57,9 +57,10 @@ def env_name_for_pull_request(number: int | str) -> str:
 
 def check_env_name(name: str) -> str:
     """``name`` itself when it can name an environment; ``UsageError`` saying why otherwise."""
-    if not re.match(NAME_PATTERN, name):
+    # fullmatch: with re.match, the pattern's '$' also matches before a trailing newline ("pr-1\n").
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
         raise UsageError(
             f"{name!r} cannot name an environment: lowercase letters, digits and '-', starting with a letter, "
-            "at most 32 characters (a branch name can be turned into one: env_name_for_branch)"
+            "at most 32 characters (scripts/ephemeral_env.py --branch makes one from a branch name)"
         )
     return name

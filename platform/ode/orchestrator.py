@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -41,11 +43,13 @@ from .engines import Engine, EngineError, StackResult, StackSpec
 from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
 from .progress import RUNNING, NullReporter, Reporter
-from .registry import Registry, StackRecord
+from .registry import EnvironmentRecord, LockedError, Registry, StackRecord
 from .scheduler import ReadyQueue, Skip, run_ready
 
-#: Statuses a stack ends a run with.
+#: Statuses a stack ends a run with. ``orphaned``: the registry holds a stack of a context the library no longer
+#: has; it is reported (and left alone) by ``plan`` and ``up``, and ``destroy`` removes it.
 SUCCEEDED, FAILED, SKIPPED, UNCHANGED, DESTROYED = "succeeded", "failed", "skipped", "unchanged", "destroyed"
+ORPHANED = "orphaned"
 _GOOD = (SUCCEEDED, UNCHANGED, DESTROYED)
 
 SECRET_MASK = "[secret]"
@@ -271,6 +275,14 @@ class Orchestrator:
         parts = {**fixed, "upstream": _digest([spec.upstream, sorted(spec.secret_upstream)])}
         return _digest(parts), parts
 
+    def _orphans(self, env: str) -> list[StackRecord]:
+        """Stacks the registry holds in ``env`` for contexts the library no longer has."""
+        return [s for s in self.registry.stacks(env) if s.context not in self.library.contexts]
+
+    def _orphan_reason(self, env: str, context: str) -> str:
+        return (f"context {context!r} is no longer in the library, but its stack is deployed: "
+                f"`ode destroy --env {env} --contexts {context}` removes it")
+
     # -- upstream outputs ----------------------------------------------------------------------------------------
 
     def _upstream(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
@@ -279,6 +291,7 @@ class Orchestrator:
         environment for reused producers. Secret ones are read back from the engine, never from the registry."""
         upstream: dict[str, dict[str, Any]] = {}
         secret: set[tuple[str, str, str]] = set()
+        read_back: dict[tuple[str, str], dict[str, Any]] = {}
         for link in self.library.links(context):
             if not link.deploy:
                 continue
@@ -292,9 +305,19 @@ class Orchestrator:
                     raise OdeError(f"{source_env}.{link.producer} is not deployed, and {env}.{context} needs its "
                                    f"{link.interface!r}: run `ode up --env {source_env} --contexts {link.producer}`")
                 outputs, secrets = rec.outputs, frozenset(rec.secret_outputs)
-                if link.interface in secrets:
+            if link.interface in secrets and link.interface not in outputs:
+                # An unchanged producer's outcome carries the registry's outputs, which never hold secret values:
+                # those are read back from the engine (Pulumi's encrypted state), once per producer.
+                key = (source_env, link.producer)
+                if key not in read_back:
                     spec = self._spec(source_env, link.producer, base if source_env == env else None)
-                    outputs = {**outputs, **self.engine.outputs(spec)}
+                    try:
+                        read_back[key] = self.engine.outputs(spec)
+                    except EngineError as exc:
+                        raise OdeError(f"{source_env}.{link.producer}: its secret output {link.interface!r}, which "
+                                       f"{env}.{context} consumes, could not be read from the engine: "
+                                       f"{str(exc).splitlines()[0]}") from None
+                outputs = {**outputs, **{k: v for k, v in read_back[key].items() if k in secrets}}
             if link.interface not in outputs:
                 raise OdeError(f"{source_env}.{link.producer} has no output {link.interface!r}, which "
                                f"{env}.{context} consumes: redeploy it")
@@ -328,8 +351,14 @@ class Orchestrator:
         stack to deploy is previewed by the engine (its resources and changes)."""
         base, reused_list = self._where(env, base_env, reuse)
         reused = set(reused_list)
+        if contexts is None and base_env is None and base is not None:  # `ode plan --env pr-1`: what it holds
+            record = self.registry.environment(env)
+            contexts = record.contexts if record is not None and record.ephemeral else None
         graph = self.graph(env, contexts, base_env=base, reuse=reused)
         plan = Plan(env=env, engine=self.engine.name, operation="plan", simulated=self.simulated)
+        for orphan in self._orphans(env):
+            plan.stacks.append(PlannedStack(stack=orphan.stack, context=orphan.context, action=ORPHANED,
+                                            reason=self._orphan_reason(env, orphan.context)))
         produced: dict[str, StackOutcome] = {}
         deploying: set[str] = set()
         for context in graph.contexts:
@@ -378,10 +407,22 @@ class Orchestrator:
     # -- up ------------------------------------------------------------------------------------------------------
 
     def up(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
-           reuse: Iterable[str] = (), force_unlock: bool = False) -> RunResult:
-        """Deploy ``env`` (or ``contexts`` and what they need) and return how each stack ended."""
+           reuse: Iterable[str] = (), force_unlock: bool = False, run_id: int | None = None) -> RunResult:
+        """Deploy ``env`` (or ``contexts`` and what they need) and return how each stack ended.
+
+        On an environment made on demand (``ode up --env pr-1``), no ``contexts`` means the ones it was made with;
+        contexts given are added to its record. ``run_id``: a run whose lock the caller holds already (see
+        :meth:`hold`); it is then neither taken nor released here.
+        """
         base, reused_list = self._where(env, base_env, reuse)
         reused = set(reused_list)
+        record = self.registry.environment(env) if base_env is None and base is not None else None
+        grown: list[str] | None = None
+        if record is not None and record.ephemeral:
+            if contexts is None:
+                contexts = record.contexts
+            elif record.contexts is not None:
+                grown = sorted({*record.contexts, *contexts})
         graph = self.graph(env, contexts, base_env=base, reuse=reused)
         if base is not None:  # reused producers must be deployed in the base before anything starts
             for context in graph.contexts:
@@ -394,10 +435,19 @@ class Orchestrator:
         order = graph.contexts
         deps: dict[str, set[str]] = {c: set(graph.producers_of(c)) for c in order}
         result = RunResult(env=env, engine=self.engine.name, operation="up", simulated=self.simulated)
-        run_id = self.registry.begin_run(env, "up", self.engine.name,
-                                         force_unlock=force_unlock or self.force_unlock)
-        if base is None:
-            self.registry.ensure_environment(env)
+        with self._run(env, "up", run_id, force_unlock) as run:
+            if base is None:
+                self.registry.ensure_environment(env)
+            if record is not None and grown is not None and grown != record.contexts:
+                self.registry.put_environment(replace(record, contexts=grown))
+            self._up(env, base, reused, order, deps, result, run)
+            if record is not None and record.ephemeral and not result.interrupted:
+                self.registry.set_environment_status(env, "active" if result.ok else "failed")
+        return result
+
+    def _up(self, env: str, base: str | None, reused: set[str], order: Sequence[str], deps: dict[str, set[str]],
+            result: RunResult, run: _Run) -> None:
+        run_id = run.id
         produced: dict[str, StackOutcome] = {}
         lock = threading.Lock()
 
@@ -409,12 +459,83 @@ class Orchestrator:
                 produced[context] = outcome
             return outcome
 
+        result.stacks, result.interrupted = self._schedule(env, "up", order, deps, work)
+        orphans = {s.context for s in result.stacks}
+        for rec in self._orphans(env):
+            if rec.context not in orphans:
+                result.stacks.append(StackOutcome(rec.stack, rec.context, ORPHANED, rec.started_at,
+                                                  rec.finished_at, reason=self._orphan_reason(env, rec.context)))
+        run.status = _run_status(result)
+
+    # -- locks ---------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def hold(self, env: str, command: str, *, force_unlock: bool = False) -> Iterator[_Run]:
+        """Take ``env``'s lock for the block and record the run; the block sets ``run.status``. However the block
+        ends, the run is recorded (``failed`` unless the block said otherwise, so that a crash is never recorded as
+        a success) and the lock released."""
+        with self._run(env, command, None, force_unlock) as run:
+            yield run
+
+    @contextmanager
+    def _run(self, env: str, command: str, run_id: int | None, force_unlock: bool) -> Iterator[_Run]:
+        if run_id is not None:  # the caller holds the lock and records the run
+            yield _Run(run_id)
+            return
         try:
-            result.stacks, result.interrupted = self._schedule(env, "up", order, deps, work)
-        finally:
-            self.registry.end_run(run_id, env, "interrupted" if result.interrupted else
-                                  "succeeded" if result.ok else "failed")
-        return result
+            run = _Run(self.registry.begin_run(env, command, self.engine.name,
+                                               force_unlock=force_unlock or self.force_unlock))
+        except LockedError:
+            raise
+        except Exception:
+            self._release(env)  # the write may have taken the lock before it failed
+            raise
+        try:
+            yield run
+        except KeyboardInterrupt:
+            self._end(run.id, env, "interrupted", failing=True)
+            raise
+        except BaseException:
+            self._end(run.id, env, "failed", failing=True)
+            raise
+        self._end(run.id, env, run.status, failing=False)
+
+    def _end(self, run_id: int, env: str, status: str, *, failing: bool) -> None:
+        """Record the run's end and release the lock, trying again once and then releasing the lock alone when the
+        write fails. When an error is already on its way out, a registry error here must not hide it."""
+        try:
+            self.registry.end_run(run_id, env, status)
+        except Exception:
+            try:
+                self.registry.end_run(run_id, env, status)  # a write that failed once may go through now
+                return
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                self._release(env)
+            if not failing:
+                raise
+
+    def _release(self, env: str) -> None:
+        """Last try at releasing this process's lock on ``env``; quiet, as an error is on its way out already."""
+        try:
+            release = getattr(self.registry, "release_lock", None)
+            if release is not None:
+                release(env)
+                return
+            # A backend without release_lock: end this process's last running run of ``env``, which drops its lock.
+            me = f" pid {os.getpid()}"
+            if (self.registry.lock_holder(env) or "").endswith(me):
+                mine = [r for r in self.registry.runs(env) if r.status == "running" and r.holder.endswith(me)]
+                if mine:
+                    self.registry.end_run(mine[-1].id, env, FAILED)
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
+
+    def _knows(self, env: str) -> bool:
+        """Whether the registry has any record of ``env`` (asked of any registry backend, old or new)."""
+        knows = getattr(self.registry, "knows", None)
+        if knows is not None:
+            return bool(knows(env))
+        return self.registry.environment(env) is not None or bool(self.registry.stacks(env))
 
     def _up_one(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
                 reused: set[str], run_id: int) -> StackOutcome:
@@ -470,8 +591,12 @@ class Orchestrator:
         duration = time.perf_counter() - t0
         if record:
             env = stack[: -len(context) - 1]
-            self.registry.record_failure(env, context, error=error, finished_at=iso(finished) or "",
-                                         duration_s=duration)
+            try:
+                self.registry.record_failure(env, context, error=error, finished_at=iso(finished) or "",
+                                             duration_s=duration)
+            except Exception as exc:  # noqa: BLE001 - the stack's own error must reach the user all the same
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error = f"{error} (and the registry could not record it: {reason})"
         return StackOutcome(stack, context, FAILED, iso(started), iso(finished), duration, error=error,
                             attempts=attempts)
 
@@ -480,14 +605,35 @@ class Orchestrator:
 
     # -- destroy -------------------------------------------------------------------------------------------------
 
+    def dependent_environments(self, env: str, contexts: Iterable[str] | None = None) -> list[EnvironmentRecord]:
+        """The live environments made on demand from ``env`` that reuse any of its stacks (of ``contexts``, when
+        given)."""
+        found = []
+        for rec in self.registry.environments():
+            if not rec.ephemeral or rec.base != env or rec.status == "destroyed" or rec.name == env:
+                continue
+            if contexts is None or set(rec.reuse) & set(contexts):
+                if rec.reuse:
+                    found.append(rec)
+        return found
+
     def destroy(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
-                reuse: Iterable[str] = (), force_unlock: bool = False) -> RunResult:
+                reuse: Iterable[str] = (), force_unlock: bool = False, with_dependents: bool = False,
+                run_id: int | None = None) -> RunResult:
         """Destroy ``env``'s stacks (or ``contexts`` and every stack that needs them) in reverse order: a stack
-        goes once every stack that consumes it is gone. Reused base stacks are never touched."""
+        goes once every stack that consumes it is gone. Reused base stacks are never touched.
+
+        A base environment whose stacks are reused by live environments made on demand is refused (they are
+        named), unless ``with_dependents``: they are then destroyed first. An environment the registry has no
+        record of is an error (a wrong ``--state-dir`` must not look like an empty environment)."""
         base, _reused = self._where(env, base_env, reuse)
         if base is None and self.library.environment(env).protected:
             raise ProtectedEnvironmentError(f"environment {env!r} is protected (environments.yaml): ode never "
                                             "destroys it")
+        if not self._knows(env):
+            where = getattr(self.registry, "path", None) or "the registry"
+            raise UsageError(f"{where} has no record of environment {env!r}: nothing of it was deployed with this "
+                             "registry (check --state-dir)")
         recorded = {s.context for s in self.registry.stacks(env)}
         if contexts is not None:
             wanted = set(contexts)
@@ -501,6 +647,21 @@ class Orchestrator:
                 grow = bool(extra)
                 wanted |= extra
             recorded = wanted
+        going = recorded
+        dependents = self.dependent_environments(env, going) if base is None else []
+        if dependents and not with_dependents:
+            names = ", ".join(f"{d.name} (reuses {', '.join(sorted(set(d.reuse) & going))})" for d in dependents)
+            raise UsageError(f"environments made on demand reuse stacks of {env}: {names}; destroy them first "
+                             "(`ode env destroy NAME`), or pass --with-ephemeral to destroy them too")
+        if dependents:
+            for dep in dependents:
+                self.registry.set_environment_status(dep.name, "destroying")
+                done = self.destroy(dep.name, base_env=dep.base, reuse=dep.reuse, force_unlock=force_unlock)
+                self.registry.set_environment_status(dep.name, "destroyed" if done.ok else "failed")
+                if not done.ok:
+                    failed = "; ".join(f"{s.stack}: {s.error}" for s in done.stacks if s.status == FAILED)
+                    raise OdeError(f"{dep.name} (which reuses stacks of {env}) could not be destroyed, so {env} was "
+                                   f"left as it is: {failed or 'interrupted'}")
         consumers: dict[str, set[str]] = {c: set() for c in recorded}
         for c in recorded:
             if c in self.library.contexts:
@@ -510,19 +671,15 @@ class Orchestrator:
         position = self._positions(base or env)
         order = sorted(recorded, key=lambda c: (-position.get(c, len(position)), c))
         result = RunResult(env=env, engine=self.engine.name, operation="destroy", simulated=self.simulated)
-        run_id = self.registry.begin_run(env, "destroy", self.engine.name,
-                                         force_unlock=force_unlock or self.force_unlock)
+        with self._run(env, "destroy", run_id, force_unlock) as run:
 
-        def work(context: str) -> StackOutcome:
-            return self._destroy_one(env, context, base, run_id)
+            def work(context: str) -> StackOutcome:
+                return self._destroy_one(env, context, base, run.id)
 
-        try:
             result.stacks, result.interrupted = self._schedule(env, "destroy", order, consumers, work)
-        finally:
-            self.registry.end_run(run_id, env, "interrupted" if result.interrupted else
-                                  "succeeded" if result.ok else "failed")
-        if result.ok and base is None and not self.registry.stacks(env):
-            self.registry.set_environment_status(env, "destroyed")
+            run.status = _run_status(result)
+            if result.ok and not self.registry.stacks(env):  # `ode destroy --env pr-1` too: env list must say so
+                self.registry.set_environment_status(env, "destroyed")
         return result
 
     def _destroy_one(self, env: str, context: str, base: str | None, run_id: int) -> StackOutcome:
@@ -606,12 +763,22 @@ class Orchestrator:
                                             error=f"skipped: {s.cause}")
             self.reporter.update(f"{env}.{s.node}", SKIPPED, s.cause)
 
+        def guarded(c: str) -> StackOutcome:
+            # What escapes a stack's work (a registry write that failed, a bug) fails that stack, never the
+            # run's record: nothing is recorded as done that was not done.
+            try:
+                return work(c)
+            except Exception as error:  # noqa: BLE001 - one stack's failure must not take the run down
+                text = str(error) if isinstance(error, OdeError) else f"{type(error).__name__}: {error}"
+                return StackOutcome(f"{env}.{c}", c, FAILED,
+                                    error=text.splitlines()[0] if text else type(error).__name__)
+
         def interrupt(running: int) -> None:
             self._cancel.set()
             self.reporter.update(f"{env}.*", "interrupted", f"waiting for {running} running stack(s) to finish")
 
         try:
-            _, interrupted = run_ready(queue, work, judge=judge, on_skip=skip, on_interrupt=interrupt)
+            _, interrupted = run_ready(queue, guarded, judge=judge, on_skip=skip, on_interrupt=interrupt)
         finally:
             self.reporter.finish()
         for c in order:
@@ -619,6 +786,20 @@ class Orchestrator:
                 outcomes[c] = StackOutcome(f"{env}.{c}", c, SKIPPED, reason="interrupted before it started",
                                            error="skipped: the run was interrupted")
         return [outcomes[c] for c in order], interrupted
+
+
+@dataclass
+class _Run:
+    """A run in progress: its id in the registry, and the status it ends with (``failed`` unless set)."""
+
+    id: int
+    status: str = FAILED
+
+
+def _run_status(result: RunResult) -> str:
+    if result.interrupted:
+        return "interrupted"
+    return SUCCEEDED if result.ok and all(s.status != SKIPPED for s in result.stacks) else FAILED
 
 
 def _why(rec: StackRecord | None, parts: dict[str, str]) -> str:

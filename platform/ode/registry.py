@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clock import iso, utcnow
+from .clock import iso, parse_iso, utcnow
 from .errors import OdeError
 
 #: Bumped whenever the tables change; older files are migrated, newer ones refused.
@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS locks (
 
 
 class RegistryError(OdeError):
-    """The registry file cannot be used (written by a newer version, corrupt)."""
+    """The registry cannot be used: written by a newer version, empty, corrupt, read-only, on a full disk, or in a
+    state directory that cannot be made. Its message is one line naming the file."""
 
 
 class LockedError(OdeError):
@@ -91,11 +92,16 @@ class LockedError(OdeError):
 
     exit_code = 3
 
-    def __init__(self, env: str, holder: str, command: str, since: str):
+    def __init__(self, env: str, holder: str, command: str, since: str, still_running: bool = False):
         self.env, self.holder, self.command, self.since = env, holder, command, since
-        super().__init__(
-            f"environment {env!r} is locked by {holder} (`{command}`, since {since}); wait for it to finish, or "
-            f"if that process is gone, run again with --force-unlock")
+        if still_running:
+            super().__init__(
+                f"environment {env!r} is locked by {holder} (`{command}`, since {since}), which is still running on "
+                "this host: --force-unlock only breaks the lock of a process that is gone; wait for it to finish")
+        else:
+            super().__init__(
+                f"environment {env!r} is locked by {holder} (`{command}`, since {since}); wait for it to finish, "
+                "or if that process is gone, run again with --force-unlock")
 
 
 @dataclass(frozen=True)
@@ -171,20 +177,54 @@ def _alive(pid: int) -> bool:
 
 
 class Registry:
-    """The SQLite registry under ``state_dir``. Every method is one transaction; safe to share between threads."""
+    """The SQLite registry under ``state_dir``. Every method is one transaction; safe to share between threads.
+
+    A registry file that does not exist is created (``created`` is then True, so that a command can say so: a
+    new registry knows no environment, and a wrong ``--state-dir`` must not pass for an empty one). An empty,
+    unreadable, read-only or corrupt file is a :class:`RegistryError`, never a fresh start. Every SQLite error
+    from any method is a :class:`RegistryError` naming the file.
+    """
 
     def __init__(self, state_dir: str | Path):
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.state_dir / "registry.db"
         self._lock = threading.RLock()
+        self.created = False
+        _make_state_dir(self.state_dir)
+        try:
+            if self.path.exists() and not self.path.is_file():
+                raise RegistryError(f"{self.path}: not a file")
+            if self.path.is_file():
+                if self.path.stat().st_size == 0:
+                    raise RegistryError(f"{self.path} is empty: restore it from a backup, or delete it to start a "
+                                        "new registry that knows nothing deployed")
+                if not os.access(self.path, os.R_OK | os.W_OK):
+                    raise RegistryError(f"{self.path} cannot be read and written by this user")
+            else:
+                self.created = True
+        except OSError as exc:
+            raise RegistryError(f"{self.path}: {exc.strerror or exc}") from None
         try:
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise RegistryError(f"{self.path}: cannot be opened ({exc})") from None
+        try:
+            if self.created:
+                os.chmod(self.path, 0o600)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            if not self.created:
+                check = self._db.execute("PRAGMA quick_check").fetchone()
+                if check is None or check[0] != "ok":
+                    raise RegistryError(f"{self.path} is corrupt ({check[0] if check else 'no answer'}): restore "
+                                        "it from a backup")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise RegistryError(f"{self.path}: not a usable registry ({exc})") from None
+        except RegistryError:
+            self._db.close()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self._db.close()
+            raise _registry_error(self.path, exc) from None
 
     def close(self) -> None:
         with self._lock:
@@ -192,22 +232,43 @@ class Registry:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE) so that racing processes queue up."""
+        """One write transaction, taken at once (BEGIN IMMEDIATE) so that racing processes queue up. An SQLite
+        error rolls it back and becomes a :class:`RegistryError`."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _registry_error(self.path, exc) from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # a failed COMMIT may have rolled back already; the first error is the one to tell
+                if isinstance(exc, sqlite3.Error):
+                    raise _registry_error(self.path, exc) from None
                 raise
-            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query; an SQLite error becomes a :class:`RegistryError`."""
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise _registry_error(self.path, exc) from None
 
     def _migrate(self) -> None:
         with self._tx() as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            try:
+                version = int(row[0]) if row else 0
+            except (TypeError, ValueError):
+                raise RegistryError(f"registry {self.path}: its schema version {row[0]!r} is not a number; restore "
+                                    "it from a backup") from None
             if version > SCHEMA_VERSION:
                 raise RegistryError(f"{self.path} was written by a newer ode (schema {version}, this one knows "
                                     f"{SCHEMA_VERSION}): upgrade ode")
@@ -217,8 +278,8 @@ class Registry:
 
     @property
     def schema_version(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0])
+        rows = self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0][0])
 
     # -- environments --------------------------------------------------------------------------------------------
 
@@ -244,26 +305,27 @@ class Registry:
                        (status, iso(utcnow()), name))
 
     def environment(self, name: str) -> EnvironmentRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM environments WHERE name = ?", (name,)).fetchone()
-        return _env_record(row) if row else None
+        rows = self._read("SELECT * FROM environments WHERE name = ?", (name,))
+        return _env_record(self.path, rows[0]) if rows else None
 
     def environments(self) -> list[EnvironmentRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM environments ORDER BY name").fetchall()
-        return [_env_record(r) for r in rows]
+        rows = self._read("SELECT * FROM environments ORDER BY name")
+        return [_env_record(self.path, r) for r in rows]
+
+    def knows(self, env: str) -> bool:
+        """Whether the registry has any record of ``env``: the environment itself, a stack or a run."""
+        return bool(self._read("SELECT 1 FROM environments WHERE name = ? UNION ALL SELECT 1 FROM stacks WHERE "
+                               "env = ? UNION ALL SELECT 1 FROM runs WHERE env = ? LIMIT 1", (env, env, env)))
 
     # -- stacks --------------------------------------------------------------------------------------------------
 
     def stack(self, env: str, context: str) -> StackRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM stacks WHERE env = ? AND context = ?", (env, context)).fetchone()
-        return _stack_record(row) if row else None
+        rows = self._read("SELECT * FROM stacks WHERE env = ? AND context = ?", (env, context))
+        return _stack_record(self.path, rows[0]) if rows else None
 
     def stacks(self, env: str) -> list[StackRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM stacks WHERE env = ? ORDER BY context", (env,)).fetchall()
-        return [_stack_record(r) for r in rows]
+        rows = self._read("SELECT * FROM stacks WHERE env = ? ORDER BY context", (env,))
+        return [_stack_record(self.path, r) for r in rows]
 
     def mark_running(self, env: str, context: str, *, engine: str, started_at: str, run_id: int | None,
                      operation: str = "up") -> None:
@@ -315,7 +377,8 @@ class Registry:
         """Take the environment's lock and record a run; :class:`LockedError` when a live process holds it.
 
         A lock left by a process that is gone (same host, pid not running) is broken with a warning in the run's
-        record; one from another host needs ``force_unlock``.
+        record; one from another host needs ``force_unlock``. A lock whose process still runs on this host is never
+        broken, not even with ``force_unlock``: two runs would deploy the same stacks at once.
         """
         holder, host, pid = _holder()
         now = iso(utcnow())
@@ -323,12 +386,17 @@ class Registry:
             row = db.execute("SELECT holder, host, pid, command, acquired_at FROM locks WHERE env = ?",
                              (env,)).fetchone()
             if row is not None:
-                dead = row[1] == host and not _alive(row[2])
-                if not (force_unlock or dead):
+                here = row[1] == host
+                alive = here and isinstance(row[2], int) and _alive(row[2])  # a hand-edited pid names no process
+                if alive and force_unlock:
+                    raise LockedError(env, row[0], row[3], row[4], still_running=True)
+                if not (force_unlock or (here and not alive)):
                     raise LockedError(env, row[0], row[3], row[4])
-                db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = "
-                           "'running'", (now, env))
                 db.execute("DELETE FROM locks WHERE env = ?", (env,))
+            # Whoever holds the lock is the only run of the environment: a run still marked running lost its end
+            # (a killed process, a write that failed) and is recorded as abandoned.
+            db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = 'running'",
+                       (now, env))
             db.execute("INSERT INTO locks (env, holder, host, pid, command, acquired_at) VALUES (?, ?, ?, ?, ?, ?)",
                        (env, holder, host, pid, command, now))
             cur = db.execute("INSERT INTO runs (env, command, engine, holder, started_at, status) VALUES "
@@ -336,34 +404,109 @@ class Registry:
             return int(cur.lastrowid or 0)
 
     def end_run(self, run_id: int, env: str, status: str) -> None:
-        """Record how a run ended and release the environment's lock."""
-        with self._tx() as db:
-            db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, iso(utcnow()), run_id))
-            db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+        """Record how a run ended and release the environment's lock. When that write fails (a full disk...),
+        the lock alone is released in a second, smaller write before the error is raised."""
+        try:
+            with self._tx() as db:
+                db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                           (status, iso(utcnow()), run_id))
+                db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+        except RegistryError:
+            self.release_lock(env)
+            raise
+
+    def release_lock(self, env: str) -> bool:
+        """Release this process's lock on ``env``; False when even that write failed (the lock then names a pid
+        that is gone once this process ends, and the next run on this host breaks it)."""
+        try:
+            with self._tx() as db:
+                db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+        except RegistryError:
+            return False
+        return True
 
     def lock_holder(self, env: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT holder FROM locks WHERE env = ?", (env,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT holder FROM locks WHERE env = ?", (env,))
+        return str(rows[0][0]) if rows else None
 
     def runs(self, env: str) -> list[RunRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, env, command, engine, holder, started_at, finished_at, status "
-                                    "FROM runs WHERE env = ? ORDER BY id", (env,)).fetchall()
+        rows = self._read("SELECT id, env, command, engine, holder, started_at, finished_at, status "
+                          "FROM runs WHERE env = ? ORDER BY id", (env,))
         return [RunRecord(*r) for r in rows]
 
 
-def _env_record(row: tuple[Any, ...]) -> EnvironmentRecord:
+def _make_state_dir(state_dir: Path) -> None:
+    """Create the state directory, readable by its owner only (it holds the registry, Pulumi state and the
+    passphrase); a path that cannot be a directory is a :class:`RegistryError`."""
+    try:
+        if not state_dir.is_dir():
+            state_dir.mkdir(parents=True, mode=0o700)
+            os.chmod(state_dir, 0o700)  # mkdir's mode is masked by the umask
+    except FileExistsError:
+        if not state_dir.is_dir():
+            raise RegistryError(f"state directory {state_dir}: a file of that name is in the way") from None
+    except NotADirectoryError:
+        raise RegistryError(f"state directory {state_dir}: a parent of it is a file, not a directory") from None
+    except OSError as exc:
+        raise RegistryError(f"state directory {state_dir} cannot be created: {exc.strerror or exc}") from None
+
+
+def _registry_error(path: Path, exc: BaseException) -> RegistryError:
+    """One line for an SQLite or file error on the registry, with what to do about the common ones."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        hint = "it is read-only: give this user write access to it and its directory"
+    elif "full" in lowered:
+        hint = "the disk is full: free space and run again"
+    elif "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        hint = "it is corrupt: restore it from a backup"
+    elif "locked" in lowered or "busy" in lowered:
+        hint = "another process kept it busy too long: run again"
+    else:
+        hint = "it cannot be used"
+    return RegistryError(f"registry {path}: {text} ({hint})")
+
+
+def _loads(path: Path, table: str, key: str, column: str, text: Any) -> Any:
+    """A JSON column, or a :class:`RegistryError` naming the row when it was edited into something else."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise RegistryError(f"registry {path}: {table} row {key!r} has a broken {column} column ({str(text)[:40]!r})"
+                            "; fix or delete that row") from None
+
+
+def _env_record(path: Path, row: tuple[Any, ...]) -> EnvironmentRecord:
     name, base, ephemeral, owner, created_at, expires_at, contexts, reuse, status, _updated = row
+    parsed = None if contexts is None else _loads(path, "environments", name, "contexts", contexts)
+    reused = _loads(path, "environments", name, "reuse", reuse)
+    if not (parsed is None or (isinstance(parsed, list) and all(isinstance(c, str) for c in parsed))) or not (
+            isinstance(reused, list) and all(isinstance(c, str) for c in reused)):
+        raise RegistryError(f"registry {path}: environments row {name!r} has contexts or reuse that are not lists "
+                            "of names; fix or delete that row")
+    try:
+        if expires_at is not None:
+            parse_iso(expires_at)
+    except (TypeError, ValueError):
+        raise RegistryError(f"registry {path}: environments row {name!r} has a broken expires_at "
+                            f"({str(expires_at)[:40]!r}); fix or delete that row") from None
     return EnvironmentRecord(name=name, base=base, ephemeral=bool(ephemeral), owner=owner, created_at=created_at,
-                             expires_at=expires_at, contexts=None if contexts is None else json.loads(contexts),
-                             reuse=json.loads(reuse), status=status)
+                             expires_at=expires_at, contexts=parsed, reuse=reused, status=status)
 
 
-def _stack_record(row: tuple[Any, ...]) -> StackRecord:
+def _stack_record(path: Path, row: tuple[Any, ...]) -> StackRecord:
     (env, context, status, fingerprint, inputs, outputs, secret_outputs, engine, simulated, started_at, finished_at,
      duration_s, error, _run_id) = row
-    return StackRecord(env=env, context=context, status=status, fingerprint=fingerprint, inputs=json.loads(inputs),
-                       outputs=json.loads(outputs),
-                       secret_outputs=json.loads(secret_outputs), engine=engine, simulated=bool(simulated),
+    key = f"{env}.{context}"
+    parsed_inputs = _loads(path, "stacks", key, "inputs", inputs)
+    parsed_outputs = _loads(path, "stacks", key, "outputs", outputs)
+    secrets = _loads(path, "stacks", key, "secret_outputs", secret_outputs)
+    if not isinstance(parsed_inputs, dict) or not isinstance(parsed_outputs, dict) or not isinstance(secrets, list):
+        raise RegistryError(f"registry {path}: stacks row {key!r} has inputs, outputs or secret_outputs of the "
+                            "wrong shape; fix or delete that row")
+    if duration_s is not None and not isinstance(duration_s, (int, float)):
+        raise RegistryError(f"registry {path}: stacks row {key!r} has a duration that is not a number")
+    return StackRecord(env=env, context=context, status=status, fingerprint=fingerprint, inputs=parsed_inputs,
+                       outputs=parsed_outputs, secret_outputs=secrets, engine=engine, simulated=bool(simulated),
                        started_at=started_at, finished_at=finished_at, duration_s=duration_s, error=error)

@@ -66,9 +66,18 @@ class PulumiEngine:
         path = self.state_dir / "passphrase"
         if not path.exists():
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under another name, then linked into place: of several processes racing here, one
+            # link wins and the others read the winner's complete file (never a FileExistsError, never half a file).
+            tmp = path.with_name(f".passphrase.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(secrets.token_urlsafe(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return path.read_text().strip()
 
     def _command(self) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
+from ..errors import UsageError
 from ._base import (
     ConcurrentUpdateError,
     EngineError,
@@ -101,6 +103,14 @@ class SimulatedEngine:
         self.failures = set(failures)
         self.transient = dict(transient_failures or {})
         self.delays = dict(delays or {})
+        # A fault that cannot happen (a delay of nan or -5 s, a negative count) is the caller's mistake, said now
+        # rather than as a stack failure later.
+        for name, seconds in self.delays.items():
+            if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+                raise UsageError(f"delay of {name!r}: {seconds!r} is not a number of seconds, zero or more")
+        for name, count in self.transient.items():
+            if not isinstance(count, int) or count < 0:
+                raise UsageError(f"transient failures of {name!r}: {count!r} is not a count, zero or more")
         self.run_programs = run_programs
         self._lock = threading.Lock()
 

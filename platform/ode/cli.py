@@ -196,6 +196,7 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
                       force_unlock: bool = False, target: str = "aws", env: str | None = None,
                       quiet: bool = False) -> Orchestrator:
     """The library, registry, engine and orchestrator that a command runs with."""
+    from .cli_check import install_gate
     from .contracts import load_library
     from .engines import make_engine
     from .orchestrator import Orchestrator
@@ -219,6 +220,7 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
     chosen = make_engine(engine, library, common.state_dir, failures=simulate_failure,
                          delays=_delays(simulate_delay), announce=lambda line: common.say(line, err=True),
                          **pulumi_options)
+    install_gate(chosen, library, common.state_dir)  # mandatory policy rules run before any stack's engine run
     orchestrator = Orchestrator(library, Registry(common.state_dir), chosen, parallel=parallel,
                                 reporter=reporter_for(quiet), engine_config=config)
     orchestrator.force_unlock = force_unlock
@@ -361,7 +363,7 @@ def split_names(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-from . import cli_env  # noqa: E402,F401  - registers `ode env`, `ode gc`, `ode affected`
+from . import cli_check, cli_env  # noqa: E402,F401  - register `ode check`, `ode env`, `ode gc`, `ode affected`
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ode.cli`: run the registered module's group
     from ode.cli import main as _main

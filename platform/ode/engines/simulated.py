@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,9 @@ class SimulatedEngine:
         self.delays = dict(delays or {})
         self.run_programs = run_programs
         self._lock = threading.Lock()
+        #: Called as ``gate(spec, resources)`` before a preview or an up counts; raises to fail the stack
+        #: (the policy gate: ``ode.cli_check.PolicyGate``).
+        self.gate: Callable[[StackSpec, list[ResourceChange] | None], None] | None = None
 
     # -- faults and time ---------------------------------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class SimulatedEngine:
             outputs, secrets, resources = run.outputs, run.secret_outputs, run.resources
         else:
             outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
+        if self.gate is not None:
+            self.gate(spec, resources)
         previous = self._load(spec)
         changes = _diff(resources, previous["resources"] if previous else [])
         result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]

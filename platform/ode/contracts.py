@@ -279,7 +279,7 @@ class Environment(_Input):
     policies: dict[str, RuleSetting] = Field(default_factory=dict, description="Policy rules: a level, or a level "
                                              "with the rule's configuration.")
 
-    _policies = field_validator("policies")(check_policies)
+    _policies = field_validator("policies", mode="before")(check_policies)
 
 
 class EphemeralPolicy(_Input):

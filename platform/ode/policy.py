@@ -30,7 +30,7 @@ import yaml
 from .clock import Clock, utcnow
 from .contracts import ContractLibrary
 from .engines._base import EngineError
-from .policy_spec import RULES, Level, RuleConfig, RuleInfo
+from .policy_spec import RULES, Level, RuleInfo
 
 # ---------------------------------------------------------------------------------------------------------------
 # What the rules see
@@ -937,8 +937,7 @@ def cross_account_consumption(library: ContractLibrary, context: str, env: str,
         if theirs.account == mine.account:
             continue
         setting = theirs.policies.get("cross-account-consumption")
-        allowed = [str(a) for a in (setting.model_extra or {}).get("allow", [])] \
-            if isinstance(setting, RuleConfig) else []
+        allowed = [str(a) for a in (setting.model_extra or {}).get("allow", [])] if setting else []
         if mine.account not in allowed:
             yield f"consumes[{i}]", (f"{context} (account {mine.account}) consumes {entry.context}/{entry.interface} "
                                      f"in account {theirs.account}; {producer_env}'s policies do not allow "
@@ -1032,9 +1031,7 @@ class Policies:
         given = self.place.policies.get(info.id)
         if given is None:
             return info.level, dict(info.config)
-        if isinstance(given, RuleConfig):
-            return given.level, {**info.config, **(given.model_extra or {})}
-        return given, dict(info.config)  # type: ignore[return-value]
+        return given.level, {**info.config, **(given.model_extra or {})}
 
     def pack_config(self, context: str, bounds: Bounds | None = None) -> dict[str, Any]:
         """The CrossGuard policy-pack configuration of one stack: each rule's level (a rule the context waives,
@@ -1208,3 +1205,76 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 
 def _sarif_level(level: str) -> str:
     return {"mandatory": "error", "advisory": "warning"}.get(level, "note")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CrossGuard pack's policies (policies/__main__.py builds the PolicyPack from these)
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}.get(type(value),
+                                                                                                "string")
+
+
+def _from_policy_resource(res: Any) -> Res:
+    """A rule view of a CrossGuard ``PolicyResource`` (stack validations)."""
+    provider = getattr(res, "provider", None)
+    tags = provider_default_tags(provider.props) if provider is not None else {}
+    parent = getattr(res, "parent", None)
+    return Res(res.resource_type, res.name, res.props, parent.name if parent is not None else None,
+               [d.name for d in (getattr(res, "dependencies", None) or [])], tags)
+
+
+def crossguard_policies() -> list[Any]:
+    """Every resource and stack rule as a pulumi-policy ``ResourceValidationPolicy`` or ``StackValidationPolicy``,
+    with its default level and its configuration schema. Library rules read the contracts, which a stack alone
+    does not carry: ``ode check`` and the deploy gate run those."""
+    from pulumi_policy import (  # the SDK of the pack: needed only where the pack is built
+        EnforcementLevel,
+        PolicyConfigSchema,
+        ResourceValidationPolicy,
+        StackValidationPolicy,
+    )
+
+    levels = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY,
+              "disabled": EnforcementLevel.DISABLED}
+
+    def schema(info: RuleInfo) -> Any:
+        props: dict[str, dict[str, Any]] = {k: {"type": _json_type(v), "default": v} for k, v in info.config.items()}
+        if info.id == "iam-least-privilege":
+            props["bounds"] = {"type": "object", "description": "What the stack's roles may reach (set by ode)."}
+        return PolicyConfigSchema(properties=props) if props else None
+
+    def resource_validate(rule: str, fn: ResourceRule) -> Callable[[Any, Callable[..., None]], None]:
+        def validate(args: Any, report: Callable[..., None]) -> None:
+            config = {**RULES[rule].config, **(args.get_config() or {})}
+            provider = args.provider
+            res = Res(args.resource_type, args.name, args.props, getattr(args.opts, "parent", None), None,
+                      provider_default_tags(provider.props) if provider is not None else {})
+            for message in fn(res, config):
+                report(message, args.urn)
+        return validate
+
+    def stack_validate(rule: str, fn: StackRule) -> Callable[[Any, Callable[..., None]], None]:
+        def validate(args: Any, report: Callable[..., None]) -> None:
+            config = {**RULES[rule].config, **(args.get_config() or {})}
+            bounds = Bounds.from_dict(config["bounds"]) if isinstance(config.get("bounds"), Mapping) else None
+            by_name = {r.name: r for r in args.resources}
+            views = [_from_policy_resource(r) for r in args.resources
+                     if not r.resource_type.startswith("pulumi:providers:")]
+            for res, message in fn(views, config, bounds):
+                urn = by_name[res.name].urn if res is not None and res.name in by_name else None
+                report(message, urn)
+        return validate
+
+    made: list[Any] = []
+    for rule, fn in RESOURCE_RULES.items():
+        info = RULES[rule]
+        made.append(ResourceValidationPolicy(name=rule, description=info.description, validate=resource_validate(
+            rule, fn), enforcement_level=levels[info.level], config_schema=schema(info), remediation_steps=info.help))
+    for rule, stack_fn in STACK_RULES.items():
+        info = RULES[rule]
+        made.append(StackValidationPolicy(name=rule, description=info.description, validate=stack_validate(
+            rule, stack_fn), enforcement_level=levels[info.level], config_schema=schema(info),
+            remediation_steps=info.help))
+    return made

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Level = Literal["mandatory", "advisory", "disabled"]
 LEVELS: tuple[str, ...] = ("mandatory", "advisory", "disabled")
@@ -138,9 +138,15 @@ class RuleConfig(BaseModel):
 
     level: Level = Field(description="mandatory (blocks the stack), advisory (reported) or disabled.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _level_alone(cls, value: Any) -> Any:
+        return {"level": value} if isinstance(value, str) else value
 
-RuleSetting = Level | RuleConfig
-"""How an environment sets a rule: a level alone, or a level with the rule's configuration."""
+
+RuleSetting = RuleConfig
+"""How an environment sets a rule: a level alone (``alarms: mandatory``), or a level with the rule's
+configuration (``log-retention: {level: mandatory, minimum_days: 365}``); both read as a :class:`RuleConfig`."""
 
 
 class Waiver(BaseModel):
@@ -162,8 +168,12 @@ class Waiver(BaseModel):
         return value
 
 
-def check_policies(value: dict[str, Any]) -> dict[str, Any]:
-    """Validate the keys of a ``policies:`` map (rule ids); the values are validated by their type."""
-    for key in value:
-        _known_rule(key)
+def check_policies(value: Any) -> Any:
+    """Validate the keys of a ``policies:`` map (rule ids) before its values (use as a ``mode="before"`` field
+    validator)."""
+    if isinstance(value, dict):
+        unknown = [str(key) for key in value if key not in RULES]
+        if unknown:
+            raise ValueError(f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(RULE_IDS)}")
     return value

@@ -24,6 +24,7 @@ PARTS: dict[str, str] = {
     "planning": "benchmarks.planning",
     "scheduling": "benchmarks.scheduling",
     "incremental": "benchmarks.incremental",
+    "policy": "benchmarks.policy",
 }
 
 

@@ -141,6 +141,12 @@ def test_sarif_is_valid_sarif_2_1_0_located_at_the_contract(sample_library: Path
     assert catalog and catalog[0]["level"] == "error"
     location = catalog[0]["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"].endswith("catalog.yaml")
+    # Run from the library's parent, files are named relative to it: code scanning resolves them in the checkout.
+    relative = ode("check", "--env", "prod", "--contracts", "contracts", "--format", "sarif",
+                   cwd=sample_library.parent)
+    artifact = json.loads(relative.stdout)["runs"][0]["results"][0]["locations"][0]["physicalLocation"][
+        "artifactLocation"]
+    assert artifact["uri"].startswith("contracts/") and artifact["uriBaseId"] == "%SRCROOT%"
     line = (sample_library / "catalog.yaml").read_text().splitlines()[location["region"]["startLine"] - 1]
     assert "log_retention_days" in line
     assert rules[catalog[0]["ruleIndex"]]["id"] == "log-retention"

@@ -1183,7 +1183,7 @@ class Report:
                 "ruleId": v.rule, "ruleIndex": ids.index(v.rule), "level": _sarif_level(v.level),
                 "message": {"text": f"{v.stack}: {v.message}"},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": Path(v.file).as_posix(), "uriBaseId": "%SRCROOT%"},
+                    "artifactLocation": _artifact(v.file),
                     "region": {"startLine": v.line or 1}},
                     "logicalLocations": [{"name": v.resource or v.context, "kind": "resource",
                                           "fullyQualifiedName": f"{v.stack}/{v.resource or v.context}"}]}],
@@ -1201,6 +1201,15 @@ class Report:
 
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+def _artifact(file: str) -> dict[str, str]:
+    """A contract file as SARIF locates it: relative to the checkout (code scanning's source root) when it was
+    named so, else a ``file://`` URI."""
+    path = Path(file)
+    if path.is_absolute():
+        return {"uri": path.as_uri()}
+    return {"uri": path.as_posix(), "uriBaseId": "%SRCROOT%"}
 
 
 def _sarif_level(level: str) -> str:

@@ -462,7 +462,23 @@ def test_the_pack_runs_the_same_rule_functions() -> None:
 def test_the_pack_folder_is_a_python_crossguard_pack() -> None:
     root = Path(__file__).resolve().parent.parent / "policies"
     meta = yaml.safe_load((root / "PulumiPolicy.yaml").read_text())
-    assert meta["runtime"]["name"] == "python"
+    assert meta["runtime"] == "python"
     main = (root / "__main__.py").read_text()
     assert "PolicyPack(" in main and "crossguard_policies()" in main
     assert "pulumi-policy" in (root / "requirements.txt").read_text()
+
+
+def test_the_pack_starts_the_analyzer_the_cli_talks_to() -> None:
+    """``python policies/__main__.py`` is what the CLI launches: it serves on a port it prints, and is stopped."""
+    import subprocess
+    import sys
+
+    main = Path(__file__).resolve().parent.parent / "policies" / "__main__.py"
+    server = subprocess.Popen([sys.executable, str(main)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().strip()
+        assert port.isdigit() and 0 < int(port) < 65536, (port, server.stderr.read() if server.poll() else "")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

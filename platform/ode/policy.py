@@ -520,7 +520,7 @@ def aws_value_constraints(res: Res, config: Mapping[str, Any]) -> Iterator[str]:
         meta = shape.metadata
         for value in _values_at(res.props, path):
             value = _num(value)
-            if isinstance(value, str) and value.startswith(("arn:", "$")) is False and shape.type_name == "string":
+            if isinstance(value, str) and shape.type_name == "string":
                 if getattr(shape, "enum", None) and value not in shape.enum:
                     yield f"{res.short_type} {res.name}: {path.removesuffix('[]')} {value!r} is not one of AWS's " \
                           f"values ({', '.join(shape.enum[:12])}{', ...' if len(shape.enum) > 12 else ''})"

@@ -194,3 +194,18 @@ def test_the_pulumi_engine_never_sees_a_blocked_stack_and_gets_the_pack(stand_in
         assert Path(pack).name == "policies" and (Path(pack) / "PulumiPolicy.yaml").exists()
         config = json.loads(Path(c["args"][c["args"].index("--policy-pack-config") + 1]).read_text())
         assert config["log-retention"] == {"enforcementLevel": "mandatory", "minimum_days": 365}
+
+
+def test_env_create_runs_the_check_first(sample_library: Path, tmp_path: Path) -> None:
+    # Environments made on demand take their levels from their base (dev here); network and shared-bus are reused.
+    strict_retention(sample_library, env="dev")
+    state = str(tmp_path / "state")
+    base = ode("up", "--env", "dev", "--engine", "simulated", "--contracts", str(sample_library), "--state-dir",
+               state, "--contexts", "network,shared-bus", "--json")
+    assert base.returncode == 0, base.stdout
+    done = ode("env", "create", "pr-7", "--engine", "simulated", "--contracts", str(sample_library), "--state-dir",
+               state, "--contexts", "orders", "--json")
+    assert done.returncode == 1, done.stderr
+    stacks = {s["context"]: s for s in json.loads(done.stdout)["stacks"]}
+    assert stacks["catalog"]["status"] == "failed" and "log-retention" in stacks["catalog"]["error"]
+    assert stacks["orders"]["status"] == "skipped"

@@ -482,3 +482,13 @@ def test_the_pack_starts_the_analyzer_the_cli_talks_to() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_value_out_of_aws_limits_is_located_at_its_setting(tmp_path: Path) -> None:
+    library = _library(tmp_path, [context("api", "serverless-api", provides={}, settings={"memory_mb": 256,
+                                                                                         "timeout_s": 10})])
+    fn = res("aws:lambda/function:Function", "api", name="api", runtime="python3.12", timeout=9000.0)
+    found = [v for v in Policies(library, "dev").check_stack("api", [fn]) if v.rule == "aws-value-constraints"]
+    assert found and found[0].line is not None
+    lines = (tmp_path / "lib" / "api.yaml").read_text().splitlines()
+    assert "timeout_s" in lines[found[0].line - 1]

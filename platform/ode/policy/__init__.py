@@ -1,9 +1,9 @@
 """Compliance, security and AWS-fidelity rules, written once and run two ways.
 
-The rule functions of this package are plain functions over resources (type, name, inputs, parent, dependencies) and over the
-contracts library. ``policies/__main__.py`` registers them in a Pulumi CrossGuard policy pack, so that
-``pulumi up --policy-pack policies`` runs them; ``ode check`` and the deploy gate run the very same functions
-in-process over each stack's recorded resources::
+The rule functions of this package are plain functions over resources (type, name, inputs, parent,
+dependencies) and over the contracts library. ``policies/__main__.py`` registers them in a Pulumi CrossGuard policy
+pack, so that ``pulumi up --policy-pack policies`` runs them; ``ode check`` and the deploy gate run the very same
+functions in-process over each stack's recorded resources::
 
     policies = Policies(library, "prod")
     violations = policies.check_stack("orders", resources, upstream)     # levels, configuration and waivers applied

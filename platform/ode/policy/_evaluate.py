@@ -70,6 +70,18 @@ def _line_in(path: Path, loc: Sequence[str | int]) -> int | None:
 #: The contract setting that decides what a rule looks at, where there is one.
 _RULE_SETTINGS = {"log-retention": "log_retention_days", "alarms": "alarm_topic_arn"}
 
+#: Resource inputs that come straight from a contract setting (a value out of AWS's limits is located there).
+_INPUT_SETTINGS = {"runtime": "runtime", "memorySize": "memory_mb", "timeout": "timeout_s",
+                   "reservedConcurrentExecutions": "reserved_concurrency", "retentionInDays": "log_retention_days",
+                   "batchSize": "batch_size", "desiredCount": "desired_count"}
+
+
+def _setting_of(rule: str, message: str) -> str | None:
+    """The contract setting a finding comes from, where the rule or the input it names says so."""
+    if rule == "aws-value-constraints":
+        return next((setting for name, setting in _INPUT_SETTINGS.items() if f": {name} " in message), None)
+    return _RULE_SETTINGS.get(rule)
+
 
 class Policies:
     """The rules as one environment sets them, applied to one library's contexts with their waivers.
@@ -141,7 +153,7 @@ class Policies:
             waived = waiver is not None and waiver.expires >= self.today
             if waiver is not None and not waived:
                 message += f" (its waiver expired on {waiver.expires.isoformat()})"
-            file, line = self._locate(context, setting or _RULE_SETTINGS.get(rule))
+            file, line = self._locate(context, setting or _setting_of(rule, message))
             out.append(Violation(rule, level, stack, context, res.name if res else None, res.type if res else None,
                                  message, waived, file, line))
         return out

@@ -492,3 +492,20 @@ def test_a_value_out_of_aws_limits_is_located_at_its_setting(tmp_path: Path) -> 
     assert found and found[0].line is not None
     lines = (tmp_path / "lib" / "api.yaml").read_text().splitlines()
     assert "timeout_s" in lines[found[0].line - 1]
+
+
+def test_least_privilege_bounds_leave_secret_outputs_out(tmp_path: Path) -> None:
+    from ode.policy import bounds_for
+
+    producer = context("vault", provides={"key": {"kind": "secret", "version": "1.0.0"}})
+    consumer = context("app", provides={}, consumes=[{"context": "vault", "interface": "key"}])
+    library = _library(tmp_path, [producer, consumer])
+    secret_arn = arn("secretsmanager", "secret:vault-key-abc123")
+    upstream = {"vault": {"key": {"name": "vault-key", "arn": secret_arn}}}
+    written = bounds_for(library, "app", upstream, {("vault", "key", "arn"), ("vault", "key", "name")})
+    assert secret_arn not in json.dumps(written.to_dict())
+    read = _role("app-fn", allow(["secretsmanager:GetSecretValue"], [secret_arn]))
+    assert not run_stack_rule("iam-least-privilege", read, written)  # matched by its access alone
+    delete = _role("app-fn", allow(["secretsmanager:DeleteSecret"], [secret_arn]))
+    assert run_stack_rule("iam-least-privilege", delete, written)
+    assert run_stack_rule("iam-least-privilege", delete, bounds_for(library, "app", upstream))

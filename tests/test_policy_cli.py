@@ -18,6 +18,7 @@ from ode.contracts import load_library
 from ode.orchestrator import Orchestrator
 from ode.registry import Registry
 
+from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in  # noqa: F401 - the recorded pulumi stand-in fixture
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
@@ -194,6 +195,24 @@ def test_the_pulumi_engine_never_sees_a_blocked_stack_and_gets_the_pack(stand_in
         assert Path(pack).name == "policies" and (Path(pack) / "PulumiPolicy.yaml").exists()
         config = json.loads(Path(c["args"][c["args"].index("--policy-pack-config") + 1]).read_text())
         assert config["log-retention"] == {"enforcementLevel": "mandatory", "minimum_days": 365}
+
+
+def test_the_pack_configuration_never_holds_a_secret_output(stand_in: Path) -> None:  # noqa: F811
+    from ode.engines.pulumi import PulumiEngine
+
+    library = load_library(SAMPLE)
+    state = stand_in / "state"
+    engine = PulumiEngine(library, state)
+    install_gate(engine, library, state)
+    result = Orchestrator(library, Registry(state), engine, parallel=2).up("dev", ["payments"])
+    assert result.ok, [(s.stack, s.error) for s in result.stacks]
+    outputs = json.loads((stand_in / "outputs.json").read_text())
+    secret_value = outputs["dev.identity"]["outputs"]["psp-credentials"]["arn"]
+    config = (state / "policy" / "dev.payments.json").read_text()
+    assert "psp-credentials" in config and secret_value not in config  # the interface is named, its ARN is not
+    for path in state.rglob("*"):
+        if path.is_file() and path.name != "passphrase":
+            assert secret_value.encode() not in path.read_bytes(), path
 
 
 def test_env_create_runs_the_check_first(sample_library: Path, tmp_path: Path) -> None:

@@ -138,7 +138,8 @@ class PolicyGate:
         if not (POLICY_PACK / "PulumiPolicy.yaml").exists():
             return {}
         policies = self.policies(spec.settings_env)
-        config = policies.pack_config(spec.context, bounds_for(self.library, spec.context, spec.upstream))
+        bounds = bounds_for(self.library, spec.context, spec.upstream, spec.secret_upstream)
+        config = policies.pack_config(spec.context, bounds)
         folder = self.state_dir / "policy"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{spec.stack_name}.json"

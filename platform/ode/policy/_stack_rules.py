@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..contracts import ContractLibrary
@@ -273,6 +273,10 @@ def iam_least_privilege(resources: Sequence[Res], config: Mapping[str, Any],
                     continue
                 owners = [c for c in bounds.consumed if any(_contains(arn, i) for i in c.identifiers)]
                 if not owners:
+                    # An interface whose identifiers are secret (left out of written bounds) is matched by its
+                    # actions alone: the statement must stay within what that access grants.
+                    owners = [c for c in bounds.consumed if not c.identifiers and set(st.actions) <= c.actions]
+                if not owners:
                     yield r, f"{r.name} reaches {arn}, which is neither {bounds.context}'s own nor an interface " \
                              "its contract consumes"
                     continue
@@ -295,8 +299,10 @@ STACK_RULES: dict[str, StackRule] = {
 }
 
 
-def bounds_for(library: ContractLibrary, context: str, upstream: Mapping[str, Mapping[str, Any]]) -> Bounds:
-    """What ``context``'s roles may reach: the consumed interfaces, identified by their producers' outputs."""
+def bounds_for(library: ContractLibrary, context: str, upstream: Mapping[str, Mapping[str, Any]],
+               secret: Collection[tuple[str, str, str]] = ()) -> Bounds:
+    """What ``context``'s roles may reach: the consumed interfaces, identified by their producers' outputs.
+    Outputs named in ``secret`` (producer, interface, field) are left out: bounds may be written to a file."""
     from components._common import ACTIONS  # the one table of access -> actions; it imports pulumi: deferred
 
     consumed = []
@@ -305,7 +311,8 @@ def bounds_for(library: ContractLibrary, context: str, upstream: Mapping[str, Ma
         if not isinstance(outputs, Mapping):
             continue
         identifiers = tuple(str(v) for key, v in outputs.items() if isinstance(v, str) and len(v) > 3
-                            and key in ("arn", "name", "execution_arn", "bus_arn", "bus_name", "url", "id"))
+                            and key in ("arn", "name", "execution_arn", "bus_arn", "bus_name", "url", "id")
+                            and (link.producer, link.interface, key) not in secret)
         consumed.append(Consumed(link.producer, link.interface, link.kind, link.access, identifiers,
                                  frozenset(ACTIONS.get((link.kind, link.access), ()))))
     return Bounds(context, tuple(consumed))

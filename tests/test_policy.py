@@ -509,3 +509,19 @@ def test_least_privilege_bounds_leave_secret_outputs_out(tmp_path: Path) -> None
     delete = _role("app-fn", allow(["secretsmanager:DeleteSecret"], [secret_arn]))
     assert run_stack_rule("iam-least-privilege", delete, written)
     assert run_stack_rule("iam-least-privilege", delete, bounds_for(library, "app", upstream))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"log-retention": {"level": "mandatory", "minimum_days": "a lot"}}, "log-retention.minimum_days"),
+    ({"log-retention": {"level": "mandatory", "minimum_dayz": 365}}, "it takes minimum_days"),
+    ({"required-tags": {"level": "mandatory", "tags": "cost-center"}}, "a list of strings"),
+])
+def test_a_rule_option_of_the_wrong_name_or_type_is_a_contract_error(tmp_path: Path, setting: dict[str, Any],
+                                                                      message: str) -> None:
+    from ode.contracts import ContractErrors
+
+    envs: dict[str, Any] = {"project": "t", "environments": {"dev": {
+        "account": "111111111111", "region": "us-east-1", "policies": setting}}}
+    with pytest.raises(ContractErrors) as caught:
+        load_library(write_library(tmp_path / "lib", [context("a")], envs))
+    assert message in str(caught.value) and "environments.yaml" in str(caught.value)

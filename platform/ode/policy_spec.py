@@ -176,4 +176,30 @@ def check_policies(value: Any) -> Any:
         if unknown:
             raise ValueError(f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
                              f"known: {', '.join(RULE_IDS)}")
+        for rule, setting in value.items():
+            if isinstance(setting, dict):
+                for key, given in setting.items():
+                    if key != "level":
+                        _check_option(rule, str(key), given)
     return value
+
+
+def _check_option(rule: str, key: str, given: Any) -> None:
+    """A rule's configuration option must be one it takes, of the type of its default."""
+    defaults = RULES[rule].config
+    if key not in defaults:
+        takes = ", ".join(defaults) or "no options, only a level"
+        raise ValueError(f"{rule}.{key}: not an option of rule {rule} (it takes {takes})")
+    default = defaults[key]
+    if isinstance(default, bool):
+        ok = isinstance(given, bool)
+    elif isinstance(default, int):
+        ok = isinstance(given, int) and not isinstance(given, bool) and given >= 0
+    elif isinstance(default, list):
+        ok = isinstance(given, list) and all(isinstance(item, (str, int)) for item in given)
+    else:
+        ok = isinstance(given, type(default))
+    if not ok:
+        kind = {bool: "true or false", int: "a whole number of 0 or more", list: "a list of strings"}.get(
+            type(default), type(default).__name__)
+        raise ValueError(f"{rule}.{key}: {given!r} is not {kind}")

@@ -228,3 +228,16 @@ def test_env_create_runs_the_check_first(sample_library: Path, tmp_path: Path) -
     stacks = {s["context"]: s for s in json.loads(done.stdout)["stacks"]}
     assert stacks["catalog"]["status"] == "failed" and "log-retention" in stacks["catalog"]["error"]
     assert stacks["orders"]["status"] == "skipped"
+
+
+def test_no_mode_of_the_simulated_engine_skips_the_gate(sample_library: Path, tmp_path: Path) -> None:
+    # Without program runs (outputs synthesized from the contracts) the gate runs the stack's program itself.
+    strict_retention(sample_library)
+    done = subprocess.run([sys.executable, "-m", "ode.cli", "up", "--env", "prod", "--engine", "simulated",
+                           "--contracts", str(sample_library), "--state-dir", str(tmp_path / "state"), "--contexts",
+                           "orders", "--json"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
+    assert done.returncode == 1, done.stderr
+    stacks = {s["context"]: s for s in json.loads(done.stdout)["stacks"]}
+    assert stacks["catalog"]["status"] == "failed" and "log-retention" in stacks["catalog"]["error"]
+    assert stacks["orders"]["status"] == "skipped" and stacks["identity"]["status"] == "succeeded"

@@ -163,7 +163,7 @@ class SimulatedEngine:
         else:
             outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
         if self.gate is not None:
-            self.gate(spec, resources)
+            self.gate(spec, resources if self.run_programs else None)  # None: the gate runs the program
         previous = self._load(spec)
         changes = _diff(resources, previous["resources"] if previous else [])
         result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]

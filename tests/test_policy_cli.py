@@ -99,8 +99,7 @@ def test_up_refuses_the_violating_stack_and_skips_its_consumers(sample_library: 
 def test_a_current_waiver_passes_and_an_expired_one_fails(sample_library: Path, tmp_path: Path) -> None:
     waiver = {"rule": "log-retention", "reason": "debug stream, kept short on purpose", "expires": "2099-12-31"}
     strict_retention(sample_library, waivers=[waiver])
-    done = ode("check", "--env", "prod", "--contracts", str(sample_library), "--format", "json",
-               "--contexts", "catalog")
+    done = ode("check", "--env", "prod", "--contracts", str(sample_library), "--format", "json")
     assert done.returncode == 0, done.stdout
     report = json.loads(done.stdout)
     waived = [v for v in report["violations"] if v["rule"] == "log-retention"]

@@ -525,3 +525,22 @@ def test_a_rule_option_of_the_wrong_name_or_type_is_a_contract_error(tmp_path: P
     with pytest.raises(ContractErrors) as caught:
         load_library(write_library(tmp_path / "lib", [context("a")], envs))
     assert message in str(caught.value) and "environments.yaml" in str(caught.value)
+
+
+def test_the_json_schema_takes_both_forms_of_a_rule_setting_and_requires_a_waivers_reason() -> None:
+    import jsonschema
+
+    from ode.contracts import json_schema
+
+    envs = json_schema("environments")
+    doc: dict[str, Any] = {"project": "p", "environments": {"prod": {
+        "account": "333333333333", "region": "eu-west-1",
+        "policies": {"alarms": "mandatory", "log-retention": {"level": "mandatory", "minimum_days": 365}}}}}
+    jsonschema.validate(doc, envs)
+    doc["environments"]["prod"]["policies"]["alarms"] = "sometimes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, envs)
+    ctx = {"context": "a", "owner": "t", "version": "1.0.0", "component": "data-store",
+           "waivers": [{"rule": "log-retention", "expires": "2027-03-31"}]}
+    with pytest.raises(jsonschema.ValidationError, match="reason"):
+        jsonschema.validate(ctx, json_schema("context"))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
 
 Level = Literal["mandatory", "advisory", "disabled"]
 LEVELS: tuple[str, ...] = ("mandatory", "advisory", "disabled")
@@ -142,6 +143,11 @@ class RuleConfig(BaseModel):
     @classmethod
     def _level_alone(cls, value: Any) -> Any:
         return {"level": value} if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Editors must accept the short form (`alarms: mandatory`) that the validator above takes.
+        return {"anyOf": [{"type": "string", "enum": list(LEVELS)}, handler(core_schema)]}
 
 
 RuleSetting = RuleConfig

@@ -76,7 +76,7 @@ class ContainerService(pulumi.ComponentResource):
         target = aws.lb.TargetGroup(f"{name}-targets", name=ident.name("tg", "target-group"),
                                     port=settings.container_port, protocol="HTTP", target_type="ip", vpc_id=vpc_id,
                                     health_check={"path": "/", "matcher": "200-399"}, tags=ident.tags(), opts=child)
-        aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
+        listener = aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
                         default_actions=[{"type": "forward", "target_group_arn": target.arn}], tags=ident.tags(),
                         opts=child)
         env = _compute.environment(args, {})
@@ -99,7 +99,9 @@ class ContainerService(pulumi.ComponentResource):
                                                "assign_public_ip": False},
                         load_balancers=[{"target_group_arn": target.arn, "container_name": ident.context,
                                          "container_port": settings.container_port}],
-                        propagate_tags="SERVICE", tags=ident.tags(), opts=child)
+                        propagate_tags="SERVICE", tags=ident.tags(),
+                        # AWS refuses a service whose target group no listener forwards to yet.
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[listener]))
         storage.alarm(ident, self, "5xx", namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count",
                       dimensions={"LoadBalancer": alb.arn_suffix}, topic=settings.alarm_topic_arn)
         for api in args.provided("http-api"):

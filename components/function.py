@@ -39,7 +39,9 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
     if asynchronous:
         dlq, _ = storage.queue(identity, parent, f"{role}-failed", max_receive_count=1)
     own = pulumi.Output.all(logs.arn, dlq.arn if dlq else None).apply(
-        lambda arns: [_statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{arns[0]}:*"])]
+        lambda arns: [_statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{arns[0]}:*"]),
+                      # Active tracing: AWS rejects the function without these; they take no narrower resource.
+                      _statement("Tracing", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])]
         + ([_statement("DeadLetters", ["sqs:SendMessage"], [arns[1]])] if arns[1] else []))
     every = pulumi.Output.all(own, statements).apply(
         lambda parts: parts[0] + parts[1] + network_statements(identity, network))

@@ -25,6 +25,7 @@ PARTS: dict[str, str] = {
     "scheduling": "benchmarks.scheduling",
     "incremental": "benchmarks.incremental",
     "registry": "benchmarks.registry",
+    "policy": "benchmarks.policy",
 }
 
 

@@ -335,6 +335,7 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
                       force_unlock: bool = False, target: str = "aws", env: str | None = None,
                       quiet: bool = False, lenient: bool = False) -> Orchestrator:
     """The library, registry, engine and orchestrator that a command runs with."""
+    from .cli_check import install_gate
     from .contracts import load_library
     from .engines import make_engine
     from .orchestrator import Orchestrator
@@ -368,6 +369,7 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
                          **pulumi_options)
     if chosen.name == "pulumi":
         guard_children()
+    install_gate(chosen, library, common.state_dir)  # mandatory policy rules run before any stack's engine run
     orchestrator = Orchestrator(library, registry, chosen, parallel=parallel,
                                 reporter=reporter_for(quiet), engine_config=config)
     orchestrator.force_unlock = force_unlock
@@ -592,7 +594,7 @@ def split_names(text: str | None, option: str = "--contexts", allow_empty: bool 
     return names
 
 
-from . import cli_env  # noqa: E402,F401  - registers `ode env`, `ode gc`, `ode affected`
+from . import cli_check, cli_env  # noqa: E402,F401  - register `ode check`, `ode env`, `ode gc`, `ode affected`
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ode.cli`: run the registered module's group
     from ode.cli import main as _main

@@ -31,6 +31,7 @@ from components.kinds import KINDS
 
 from ._versions import Version, VersionRange
 from .errors import OdeError
+from .policy_spec import RuleSetting, Waiver, check_policies
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
 INTERFACE_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
@@ -231,6 +232,7 @@ class Context(_Input):
         default_factory=dict, description="Interfaces this context offers, by name."
     )
     consumes: list[Consumes] = Field(default_factory=list, description="Interfaces it uses from other contexts.")
+    waivers: list[Waiver] = Field(default_factory=list, description="Policy rules this context is exempt from.")
 
     _check_version = field_validator("version")(_semver)
 
@@ -274,6 +276,10 @@ class Environment(_Input):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region.")
     protected: bool = Field(False, description="Never destroyed by ode; stateful resources are protected.")
     role_arn: str | None = Field(None, description="IAM role that deployments to this environment assume.")
+    policies: dict[str, RuleSetting] = Field(default_factory=dict, description="Policy rules: a level, or a level "
+                                             "with the rule's configuration.")
+
+    _policies = field_validator("policies", mode="before")(check_policies)
 
 
 class EphemeralPolicy(_Input):

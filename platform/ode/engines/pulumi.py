@@ -56,6 +56,9 @@ class PulumiEngine:
         self._passphrase = passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE") or self._stored_passphrase()
         self.env_vars = dict(env_vars or {})
         self.command = self._command()
+        #: The policy gate (``ode.cli_check.PolicyGate``): checks a stack before the CLI sees it, and gives the CLI
+        #: the policy pack to run as well.
+        self.gate: Any = None
 
     @staticmethod
     def available() -> bool:
@@ -154,13 +157,17 @@ class PulumiEngine:
             if progress and line.strip():
                 progress(spec.stack_name, line.rstrip())
 
+        packs: dict[str, Any] = {}
+        if self.gate is not None and operation in ("up", "preview"):
+            self.gate(spec, None)
+            packs = self.gate.pulumi_options(spec)
         stack = self._stack(spec, create=operation in ("up", "preview"))
         try:
             if operation == "up":
-                result = stack.up(on_output=output, color="never")
+                result = stack.up(on_output=output, color="never", **packs)
                 changes = dict(result.summary.resource_changes or {})
             elif operation == "preview":
-                result = stack.preview(on_output=output, color="never")
+                result = stack.preview(on_output=output, color="never", **packs)
                 changes = {str(k): v for k, v in (result.change_summary or {}).items()}
             elif operation == "refresh":
                 result = stack.refresh(on_output=output, color="never")

@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,9 @@ class SimulatedEngine:
                 raise UsageError(f"transient failures of {name!r}: {count!r} is not a count, zero or more")
         self.run_programs = run_programs
         self._lock = threading.Lock()
+        #: Called as ``gate(spec, resources)`` before a preview or an up counts; raises to fail the stack
+        #: (the policy gate: ``ode.cli_check.PolicyGate``).
+        self.gate: Callable[[StackSpec, list[ResourceChange] | None], None] | None = None
 
     # -- faults and time ---------------------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class SimulatedEngine:
             outputs, secrets, resources = run.outputs, run.secret_outputs, run.resources
         else:
             outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
+        if self.gate is not None:
+            self.gate(spec, resources if self.run_programs else None)  # None: the gate runs the program
         previous = self._load(spec)
         changes = _diff(resources, previous["resources"] if previous else [])
         result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]

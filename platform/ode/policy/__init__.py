@@ -1,0 +1,46 @@
+"""Compliance, security and AWS-fidelity rules, written once and run two ways.
+
+The rule functions of this package are plain functions over resources (type, name, inputs, parent,
+dependencies) and over the contracts library. ``policies/__main__.py`` registers them in a Pulumi CrossGuard policy
+pack, so that ``pulumi up --policy-pack policies`` runs them; ``ode check`` and the deploy gate run the very same
+functions in-process over each stack's recorded resources::
+
+    policies = Policies(library, "prod")
+    violations = policies.check_stack("orders", resources, upstream)     # levels, configuration and waivers applied
+    report = Report("prod", violations); report.ok; report.to_sarif()
+
+Three scopes (``ode.policy_spec.RULES`` says which rule has which): resource rules see one resource, stack rules
+see a stack's whole resource graph, library rules see the contracts.
+"""
+
+from ._evaluate import Policies, PolicyViolationError, Report, Violation, resources_from
+from ._library_rules import LIBRARY_RULES, cross_account_consumption, no_plaintext_secrets, secret_kinds
+from ._model import Bounds, Consumed, Res, Statement, action_exists, provider_default_tags, star_only, statements
+from ._pack import crossguard_policies
+from ._resource_rules import RESOURCE_RULES
+from ._stack_rules import STACK_RULES, bounds_for, resource_findings
+
+__all__ = [
+    "LIBRARY_RULES",
+    "RESOURCE_RULES",
+    "STACK_RULES",
+    "Bounds",
+    "Consumed",
+    "Policies",
+    "PolicyViolationError",
+    "Report",
+    "Res",
+    "Statement",
+    "Violation",
+    "action_exists",
+    "bounds_for",
+    "cross_account_consumption",
+    "crossguard_policies",
+    "no_plaintext_secrets",
+    "provider_default_tags",
+    "resource_findings",
+    "resources_from",
+    "secret_kinds",
+    "star_only",
+    "statements",
+]

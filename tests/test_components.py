@@ -187,7 +187,7 @@ def test_consumers_get_exactly_their_access_on_exactly_the_producers_arns(dev: K
                                       "Resource": [bus]}
     # Nothing of any other context: every foreign ARN in the policy is one the contract names.
     allowed = {catalog_table, checkout, bus, dev.results["identity"].outputs["customers-table"]["arn"]}
-    foreign = {r.split("/index/")[0] for s in statements if not s["Sid"].startswith(("Own", "DeadLetters"))
+    foreign = {r.split("/index/")[0] for s in statements if not s["Sid"].startswith(("Own", "DeadLetters", "Tracing"))
                for r in s["Resource"] if ":execution:" not in r}
     assert foreign <= allowed
     # The consumer's code is told where the interfaces are.

@@ -71,7 +71,7 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "bucket": ("name", "arn"),
     "queue": ("name", "url", "arn"),
     "workflow": ("name", "arn"),
-    "network": ("vpc_id", "private_subnet_ids", "security_group_id"),
+    "network": ("vpc_id", "private_subnet_ids", "security_group_id", "cidr"),
     "secret": ("name", "arn"),
 }
 
@@ -578,7 +578,9 @@ class ContractLibrary:
                 if env_name not in envs or (env and env_name != env):
                     continue
                 try:
-                    kind.settings.model_validate(ctx.settings_for(env_name))
+                    # the contract's directory lets settings naming code directories check they exist
+                    kind.settings.model_validate(ctx.settings_for(env_name),
+                                                 context={"contract_dir": path.parent if path else None})
                 except ValidationError as exc:
                     overridden = ctx.overrides.get(env_name, {})
                     for e in exc.errors(include_url=False):

@@ -55,6 +55,13 @@ class ResourceChange:
     parent: str | None
     inputs: dict[str, Any]
     op: Literal["create", "update", "delete", "same", "replace"] = "same"
+    #: Names of the resources it depends on: explicit ``depends_on`` and those its inputs come from.
+    dependencies: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resource as a plan shows it (inputs are already plain: secrets masked, assets described)."""
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs, "op": self.op,
+                "dependencies": list(self.dependencies)}
 
 
 @dataclass

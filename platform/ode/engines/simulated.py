@@ -22,6 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from components._names import bucket_name
+
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ._base import (
     ConcurrentUpdateError,
@@ -64,7 +66,7 @@ def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, d
         elif iface.kind == "table":
             values = {"name": f"{base}-{name}", "arn": f"arn:aws:dynamodb:{region}:{acct}:table/{base}-{name}"}
         elif iface.kind == "bucket":
-            bucket = f"{base}-{name}"[:56].lower() + f"-{key[:6]}"
+            bucket = bucket_name(spec.project, spec.env, spec.context, name, acct)  # what the program creates
             values = {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}
         elif iface.kind == "queue":
             values = {"name": f"{base}-{name}", "url": f"https://sqs.{region}.amazonaws.com/{acct}/{base}-{name}",
@@ -73,7 +75,8 @@ def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, d
             values = {"name": f"{base}-{name}", "arn": f"arn:aws:states:{region}:{acct}:stateMachine:{base}-{name}"}
         elif iface.kind == "network":
             values = {"vpc_id": f"vpc-{key}", "private_subnet_ids": [f"subnet-{key[:6]}a{i}" for i in range(2)],
-                      "security_group_id": f"sg-{key}"}
+                      "security_group_id": f"sg-{key}",
+                      "cidr": ctx.settings_for(spec.settings_env).get("cidr", "10.0.0.0/16")}
         else:  # secret
             values = {"name": f"{base}/{name}",
                       "arn": f"arn:aws:secretsmanager:{region}:{acct}:secret:{base}/{name}-{key[:6]}"}

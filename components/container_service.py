@@ -111,7 +111,7 @@ class ContainerService(pulumi.ComponentResource):
                 # the root filesystem is read-only: scratch space on task storage where the image writes
                 "mountPoints": [{"sourceVolume": v, "containerPath": p, "readOnly": False}
                                 for v, p in volumes.items()],
-                "environment": [{"name": k, "value": str(v)} for k, v in sorted(parts[2].items())],
+                "environment": [{"name": k, "value": str(v)} for k, v in sorted(dict(parts[2] or {}).items())],
                 "logConfiguration": {"logDriver": "awslogs", "options": {
                     "awslogs-group": parts[0], "awslogs-region": ident.region, "awslogs-stream-prefix": "task"}}}]))
         task = aws.ecs.TaskDefinition(f"{name}-task", family=ident.name("task", 255), cpu=str(settings.cpu),

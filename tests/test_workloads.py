@@ -319,3 +319,13 @@ def test_the_local_target_sets_each_service_endpoint_once(monkeypatch: pytest.Mo
     names = set(endpoints[0])
     assert {"events", "logs"} <= names and not names & {"cloudwatchevents", "cloudwatchlogs"}
     assert set(endpoints[0].values()) == {"http://127.0.0.1:5999"}
+
+
+def test_the_root_program_refuses_a_project_name_that_environments_yaml_does_not_have() -> None:
+    from ode.engines._mocks import record
+    from ode.program import main
+
+    config = {"ode:env": "dev", "ode:context": "shared-bus", "ode:contractsDir": str(SAMPLE)}
+    with pytest.raises(ValueError, match="Pulumi.yaml names project 'other'.*project: 'shop'"):
+        record(main, project="other", stack="dev.shared-bus", config=config)
+    assert record(main, project="shop", stack="dev.shared-bus", config=config).outputs["bus"]["name"]

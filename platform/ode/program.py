@@ -174,6 +174,11 @@ def main() -> None:
     context = config.get("context") or pulumi.get_stack().split(".", 1)[-1]
     contracts = Path(config.get("contractsDir") or Path.cwd() / "contracts")
     library = load_library(contracts)
+    if pulumi.get_project() != library.project:
+        # Pulumi.yaml's name and environments.yaml's project must agree: stack references, state paths and the
+        # orchestrator's workspaces all use environments.yaml's.
+        raise ValueError(f"Pulumi.yaml names project {pulumi.get_project()!r}, but {contracts}/environments.yaml "
+                         f"says project: {library.project!r}; make them the same")
     upstream_text = config.get("upstream")
     upstream = json.loads(upstream_text) if upstream_text else {}
     # Secret upstream outputs: their places are plain config, their values stay secret Outputs.

@@ -211,10 +211,10 @@ def test_a_stacks_config_is_exactly_what_ode_wants_every_run(stand_in: Path) -> 
     spec = StackSpec(project="shop", env="dev", context="shared-bus", contracts_dir=SAMPLE,
                      config={"ode:target": "local", "ode:awsEndpoint": "http://127.0.0.1:4566"})
     engine.up(spec)
-    stored = json.loads((state / "pulumi" / ".fake-pulumi" / "stacks.json").read_text())["dev.shared-bus"]["config"]
+    stored = json.loads((state / "pulumi/.fake-pulumi/stacks/dev.shared-bus.json").read_text())["config"]
     assert stored["ode:target"]["value"] == "local"
     engine.up(StackSpec(project="shop", env="dev", context="shared-bus", contracts_dir=SAMPLE))  # --target aws
-    stored = json.loads((state / "pulumi" / ".fake-pulumi" / "stacks.json").read_text())["dev.shared-bus"]["config"]
+    stored = json.loads((state / "pulumi/.fake-pulumi/stacks/dev.shared-bus.json").read_text())["config"]
     assert "ode:awsEndpoint" not in stored and "ode:target" not in stored
     assert stored["ode:env"]["value"] == "dev"
     ups = [c for c in calls(stand_in) if c["args"][0] == "up"]

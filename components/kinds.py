@@ -137,6 +137,8 @@ class EventWorkerSettings(FunctionSettings):
     @field_validator("batch_size")
     @classmethod
     def _batch_needs_window(cls, value: int, info: ValidationInfo) -> int:
+        if value > 10 and info.context and info.context.get("fifo_queue"):
+            raise ValueError(f"{value} is above 10, the most Lambda takes from a FIFO queue: allowed 1..10")
         if value > 10 and not info.data.get("batching_window_s"):
             raise ValueError(f"{value} is above 10: allowed 1..10, or up to 10000 with batching_window_s of at "
                              "least 1")

@@ -87,6 +87,15 @@ def test_validate_names_the_field_and_the_allowed_values(tmp_path: Path, setting
     assert "w.yaml" in line and allowed in line, line
 
 
+def test_a_fifo_queue_limits_the_batch_size_in_validate(tmp_path: Path) -> None:
+    worker = context("w", "event-worker", {"q": {"kind": "queue", "version": "1.0.0", "fifo": True}},
+                     settings={"batch_size": 50, "batching_window_s": 5})
+    result = ode("validate", "--contracts", str(write_library(tmp_path / "lib", [worker])))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "settings.batch_size: 50 is above 10, the most Lambda takes from a FIFO queue: allowed 1..10" in \
+        result.stderr
+
+
 def test_fargate_cpu_and_memory_must_pair_and_the_schema_carries_the_value_sets(tmp_path: Path) -> None:
     from components.kinds import ContainerServiceSettings, FunctionSettings, NetworkSettings
 

@@ -257,6 +257,13 @@ class Context(_Input):
         return _merge(self.settings, self.overrides.get(env, {}))
 
 
+def settings_context(ctx: Context, path: Path | None) -> dict[str, Any]:
+    """What a component's settings are checked against beside themselves: the contract's directory (code
+    directories must exist) and whether the context provides a FIFO queue (Lambda takes at most 10 from one)."""
+    return {"contract_dir": path.parent if path else None,
+            "fifo_queue": any(getattr(i, "fifo", False) for i in ctx.provides.values())}
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in over.items():
@@ -578,9 +585,7 @@ class ContractLibrary:
                 if env_name not in envs or (env and env_name != env):
                     continue
                 try:
-                    # the contract's directory lets settings naming code directories check they exist
-                    kind.settings.model_validate(ctx.settings_for(env_name),
-                                                 context={"contract_dir": path.parent if path else None})
+                    kind.settings.model_validate(ctx.settings_for(env_name), context=settings_context(ctx, path))
                 except ValidationError as exc:
                     overridden = ctx.overrides.get(env_name, {})
                     for e in exc.errors(include_url=False):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contracts import OUTPUT_FIELDS, ContractLibrary
+from .contracts import OUTPUT_FIELDS, ContractLibrary, settings_context
 from .engines._base import ProgramError, ResourceChange, StackSpec
 
 #: Stack config keys (namespace ``ode``).
@@ -83,7 +83,9 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
         raise ValueError(f"ode:context: no context {spec.context!r} in {library.root}")
     ctx = library.contexts[spec.context]
     place = library.environment(spec.settings_env)
-    settings = KINDS[ctx.component].settings.model_validate(ctx.settings_for(spec.settings_env))
+    contract_file = library.files.get(ctx.context) or library.root / f"{ctx.context}.yaml"
+    settings = KINDS[ctx.component].settings.model_validate(ctx.settings_for(spec.settings_env),
+                                                            context=settings_context(ctx, contract_file))
     identity = Identity(project=library.project, env=spec.env, context=ctx.context, owner=ctx.owner,
                         account=place.account, region=place.region,
                         protected=place.protected and spec.env == spec.settings_env)
@@ -137,7 +139,6 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
         bus_outputs = upstream(bus[0], bus[1], "event-bus")
         subscriptions.append(Subscription(link.producer, link.interface, bus_outputs["name"], bus_outputs["arn"]))
     component_class, args_class = load(ctx.component)
-    contract_file = library.files.get(ctx.context) or library.root / f"{ctx.context}.yaml"
     code_dirs = code_directories(settings.model_dump(), contract_file.resolve().parent)
     for field_name, folder in code_dirs.items():
         if not folder.is_dir():

@@ -280,6 +280,9 @@ class ContextArgs:
                 raise ValueError(f"provides.{name}.kind: a {kind} component cannot provide "
                                  f"{iface.get('kind')!r} (it provides {', '.join(sorted(spec.provides))})")
         for g in self.grants:
+            if network_reached(g) and self.network is None:
+                raise ValueError(f"consumes {g.producer}.{g.interface}: a container-service's API is an internal "
+                                 "load balancer reached through the network; consume the network with access attach")
             if (g.kind, g.access) not in ACTIONS and (g.kind, g.access) not in NO_ROLE_ACCESS:
                 raise ValueError(f"consumes {g.producer}.{g.interface}.access: {g.access!r} is not defined for "
                                  f"a {g.kind} interface")

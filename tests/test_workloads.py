@@ -53,10 +53,10 @@ def library_with_code(root: Path) -> Path:
     return contracts
 
 
-def plan(contracts: Path, state: Path, env: str = "dev") -> dict[str, Any]:
+def plan(contracts: Path, state: Path, env: str = "dev", ok: bool = True) -> dict[str, Any]:
     result = ode("plan", "--env", env, "--contracts", str(contracts), "--state-dir", str(state), "--json",
                  "--engine", "simulated")
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode == 0) == ok, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
@@ -218,6 +218,12 @@ def test_consumers_of_a_container_api_get_no_meaningless_iam_grant(tmp_path: Pat
     fn = next(r for r in resources(payload, "caller") if r["type"] == LAMBDA)
     assert fn["inputs"]["environment"]["variables"]["WEB_API_URL"].startswith("http://internal-")
     assert fn["inputs"]["vpcConfig"]["securityGroupIds"]  # in the group the load balancer admits
+    detached = context("detached", "serverless-api", {"t2": {"kind": "table", "version": "1.0.0"}},
+                       consumes=[{"context": "web", "interface": "api"}])
+    root = write_library(tmp_path / "lib2", [net, web, detached])
+    payload = plan(root, tmp_path / "state2", ok=False)
+    error = next(s for s in payload["stacks"] if s["context"] == "detached")["error"]
+    assert "consume the network with access attach" in error
 
 
 def test_every_kind_that_runs_code_acts_on_its_subscriptions(dev_plan: tuple[Path, dict[str, Any]]) -> None:

@@ -193,8 +193,8 @@ class ContainerServiceSettings(Settings):
     cpu: FargateCpu = Field(256, description="Task CPU units.")
     memory_mb: int = Field(512, ge=512, le=122880, description="Task memory, in MB (Fargate pairs it with cpu).")
     desired_count: int = Field(2, ge=0, le=100, description="Tasks the service keeps running.")
-    container_port: int = Field(8080, ge=1024, le=65535, description="Port the container listens on (unprivileged: "
-                                                                     "the root filesystem is read-only).")
+    container_port: int = Field(8080, ge=1, le=65535, description="Port the container listens on (below 1024 only "
+                                                                  "for an image that may bind it as its user).")
     health_check_path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$", max_length=1024)] = Field(
         "/", description="Path the load balancer checks for a 2xx/3xx answer.")
     writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[^\s]*$")]] = Field(

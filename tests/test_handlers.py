@@ -131,3 +131,21 @@ def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "moto.server", None)  # what a plain install without the extra looks like
     with pytest.raises(UsageError, match=r"ondemandenv\[local\]"):
         LocalAws.start()
+
+
+def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import SAMPLE
+
+    # a plain install without the `local` extra: moto cannot be imported
+    script = ("import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None; "
+              "from ode.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", script, "up", "--env", "dev", "--target", "local", "--contracts",
+                           str(SAMPLE), "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "ModuleNotFoundError" not in done.stderr
+    assert "pip install 'ondemandenv[local]'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

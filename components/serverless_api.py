@@ -42,7 +42,9 @@ class ServerlessApi(pulumi.ComponentResource):
         fn = function(ident, self, "api", module="serverless_api", settings=settings,
                       environment=_compute.environment(args, own_env),
                       statements=_compute.statements(args, own_statements), network=args.network,
-                      code_dir=args.code_dir)
+                      code_dir=args.code_dir,
+                      # events invoke it asynchronously: what fails after Lambda's retries goes to a dead-letter queue
+                      asynchronous=bool(args.subscriptions))
         # Events it subscribes to invoke the function directly, each rule allowed to do so and nothing else.
         for rule in _compute.subscribe(args, self, name, fn.arn):
             aws.lambda_.Permission(f"{rule._name}-invoke", action="lambda:InvokeFunction",  # noqa: SLF001

@@ -241,6 +241,8 @@ def test_every_kind_that_runs_code_acts_on_its_subscriptions(dev_plan: tuple[Pat
     invokes = [r for r in orders if r["type"] == "aws:lambda/permission:Permission"
                and r["inputs"]["principal"] == "events.amazonaws.com"]
     assert len(invokes) == 2
+    fn = next(r for r in orders if r["type"] == LAMBDA)
+    assert fn["inputs"]["deadLetterConfig"]["targetArn"]  # events invoke it asynchronously
 
 
 def upstream_of(library: Any, context: str, env: str) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class ContainerService(pulumi.ComponentResource):
                                       requires_compatibilities=["FARGATE"], execution_role_arn=exec_role.arn,
                                       task_role_arn=task_role.arn, container_definitions=container,
                                       volumes=[{"name": v} for v in volumes],
-                                      runtime_platform={"cpu_architecture": "X86_64",
+                                      runtime_platform={"cpu_architecture": settings.architecture.upper(),
                                                         "operating_system_family": "LINUX"},
                                       tags=ident.tags(), opts=child)
         # ECS refuses a service whose target group has no load balancer yet: the listener attaches them.
@@ -157,7 +157,8 @@ class ContainerService(pulumi.ComponentResource):
                                                       opts=pulumi.InvokeOutputOptions(parent=self))
         tag = _code.directory_digest(args.code_dir)
         built = docker_build.Image(  # type: ignore[call-overload]
-            f"{name}-image", context={"location": args.code_dir}, platforms=["linux/amd64"], push=True,
+            f"{name}-image", context={"location": args.code_dir}, push=True,
+            platforms=["linux/arm64" if settings.architecture == "arm64" else "linux/amd64"],
             tags=[repo.repository_url.apply(lambda url: f"{url}:{tag}")],
             registries=[{"address": repo.repository_url, "username": auth.user_name,
                          "password": pulumi.Output.secret(auth.password)}],

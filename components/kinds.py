@@ -190,6 +190,8 @@ class ContainerServiceSettings(Settings):
                                           "listening on 8080.")
     build: str | None = Field(None, description="Directory (relative to the contract file) with a Dockerfile: "
                                                 "built and pushed to the context's ECR repository.")
+    architecture: Literal["x86_64", "arm64"] = Field("x86_64", description="CPU architecture of the tasks (and of "
+                                                                       "the image a `build` makes).")
     cpu: FargateCpu = Field(256, description="Task CPU units.")
     memory_mb: int = Field(512, ge=512, le=122880, description="Task memory, in MB (Fargate pairs it with cpu).")
     desired_count: int = Field(2, ge=0, le=100, description="Tasks the service keeps running.")

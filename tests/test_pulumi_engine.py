@@ -220,3 +220,20 @@ def test_a_stacks_config_is_exactly_what_ode_wants_every_run(stand_in: Path) -> 
     ups = [c for c in calls(stand_in) if c["args"][0] == "up"]
     outputs = [c for c in calls(stand_in) if c["args"][:2] == ["stack", "output"]]
     assert len(outputs) == 2 * len(ups)  # the outputs that up read, not read again
+
+
+def test_the_workspace_project_file_is_valid_yaml_in_and_outside_a_venv(stand_in: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ode.engines.pulumi import PulumiEngine
+
+    engine = PulumiEngine(load_library(SAMPLE), stand_in / "state: #odd")
+    spec = StackSpec(project="shop", env="dev", context="orders", contracts_dir=SAMPLE)
+    monkeypatch.setattr(sys, "prefix", "/opt/venvs/ode: #1")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    project = yaml.safe_load((engine.workspace_dir(spec) / "Pulumi.yaml").read_text())
+    assert project["runtime"]["options"]["virtualenv"] == "/opt/venvs/ode: #1"
+    assert project["backend"]["url"] == engine.backend_url
+    monkeypatch.setattr(sys, "base_prefix", "/opt/venvs/ode: #1")  # a plain interpreter, no venv
+    project = yaml.safe_load((engine.workspace_dir(spec) / "Pulumi.yaml").read_text())
+    assert "virtualenv" not in project["runtime"]["options"]
+    assert engine.environment()["PULUMI_PYTHON_CMD"] == sys.executable

@@ -8,7 +8,6 @@ Components take typed args built from these classes and know nothing of YAML or 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,50 +16,11 @@ from typing import Any
 
 import pulumi
 
+from ._names import _HASH_LEN, LIMITS, bucket_name, physical_name  # noqa: F401 - re-exported
 from .kinds import KINDS, Settings
 
 #: The tags every taggable resource carries (beside any the provider adds as default tags).
 TAG_ENV, TAG_CONTEXT, TAG_OWNER = "ode:env", "ode:context", "ode:owner"
-
-#: Longest physical name AWS accepts, per kind of name.
-LIMITS: dict[str, int] = {
-    "s3": 63,
-    "lambda": 64,
-    "iam-role": 64,
-    "iam-policy": 128,
-    "sqs": 80,
-    "dynamodb": 255,
-    "event-bus": 256,
-    "event-rule": 64,
-    "log-group": 512,
-    "state-machine": 80,
-    "secret": 512,
-    "ecs-cluster": 255,
-    "ecs-service": 255,
-    "alb": 32,
-    "target-group": 32,
-    "security-group": 255,
-    "alarm": 255,
-    "api": 128,
-    "kms-alias": 256,
-}
-
-_HASH_LEN = 6
-
-
-def physical_name(parts: Iterable[str], limit: str | int, *, separator: str = "-") -> str:
-    """A physical name made of ``parts`` that fits ``limit`` (a key of :data:`LIMITS` or a length).
-
-    Names that fit are kept as they are. A longer one is cut and ends with a hash of the whole name, so two
-    different long names stay different and the same inputs always give the same name.
-    """
-    size = LIMITS[limit] if isinstance(limit, str) else limit
-    full = separator.join(p for p in parts if p)
-    if len(full) <= size:
-        return full
-    digest = hashlib.sha256(full.encode()).hexdigest()[:_HASH_LEN]
-    return full[: size - _HASH_LEN - 1].rstrip(separator + "_.") + separator + digest
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -87,6 +47,10 @@ class Identity:
         """The physical name of this context's ``role`` resource: ``<project>-<env>-<context>-<role>``, within
         ``limit``."""
         return physical_name((self.project, self.env, self.context, role), limit)
+
+    def bucket_name(self, role: str) -> str:
+        """A bucket name unique per account and environment (bucket names share one global namespace)."""
+        return bucket_name(self.project, self.env, self.context, role, self.account)
 
     def stateful(self, parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
         """Options of a resource that holds data: protected and kept on delete in protected environments."""
@@ -116,6 +80,8 @@ class Grant:
     outputs: Mapping[str, pulumi.Input[Any]] = field(default_factory=dict)
     #: For an implicit bus need: the event it serves (the consumer subscribes, it does not publish).
     via: str | None = None
+    #: The producer's component kind: an http-api of a container-service is reached through the network, not IAM.
+    component: str | None = None
 
     def output(self, name: str) -> pulumi.Output[Any]:
         """One of the producer's outputs; a clear error when the producer did not hand it over."""
@@ -211,7 +177,8 @@ def _grant_resources(grant: Grant, outputs: Mapping[str, Any]) -> list[list[str]
 def grant_statements(grants: Iterable[Grant]) -> pulumi.Output[list[dict[str, Any]]]:
     """The IAM statements the grants give a consumer's role: exactly the access's actions on exactly the
     producer's resources. Network attachment is left to :func:`network_statements`."""
-    wanted = [g for g in grants if (g.kind, g.access) not in NO_ROLE_ACCESS and g.kind != "network"]
+    wanted = [g for g in grants if (g.kind, g.access) not in NO_ROLE_ACCESS and g.kind != "network"
+              and not network_reached(g)]
     for g in wanted:
         if (g.kind, g.access) not in ACTIONS:
             raise ValueError(f"consumes {g.producer}.{g.interface}: access {g.access!r} is not defined for a "
@@ -234,6 +201,13 @@ def grant_statements(grants: Iterable[Grant]) -> pulumi.Output[list[dict[str, An
         return statements
 
     return pulumi.Output.all(*resolved).apply(build) if resolved else pulumi.Output.from_input([])
+
+
+def network_reached(grant: Grant) -> bool:
+    """Whether a consumer reaches this interface through the network rather than with IAM: the http-api of a
+    container-service is an internal load balancer, which ``execute-api:Invoke`` means nothing to. Its security
+    group admits the network's workloads security group instead."""
+    return grant.kind == "http-api" and grant.component == "container-service"
 
 
 def network_statements(identity: Identity, network: Grant | None) -> list[dict[str, Any]]:
@@ -292,6 +266,8 @@ class ContextArgs:
     provides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     grants: Sequence[Grant] = ()
     subscriptions: Sequence[Subscription] = ()
+    #: The team's own code: the resolved ``settings.code`` (function kinds) or ``settings.build`` directory.
+    code_dir: str | None = None
 
     def validate(self, kind: str) -> None:
         """Raise ``ValueError`` naming the field when these args do not fit a component of ``kind``."""
@@ -304,6 +280,9 @@ class ContextArgs:
                 raise ValueError(f"provides.{name}.kind: a {kind} component cannot provide "
                                  f"{iface.get('kind')!r} (it provides {', '.join(sorted(spec.provides))})")
         for g in self.grants:
+            if network_reached(g) and self.network is None:
+                raise ValueError(f"consumes {g.producer}.{g.interface}: a container-service's API is an internal "
+                                 "load balancer reached through the network; consume the network with access attach")
             if (g.kind, g.access) not in ACTIONS and (g.kind, g.access) not in NO_ROLE_ACCESS:
                 raise ValueError(f"consumes {g.producer}.{g.interface}.access: {g.access!r} is not defined for "
                                  f"a {g.kind} interface")

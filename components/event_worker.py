@@ -11,14 +11,20 @@ import pulumi
 import pulumi_aws as aws
 
 from . import _compute, storage
-from ._common import ACTIONS, ContextArgs, _statement, physical_name
+from ._common import ACTIONS, ContextArgs, _statement
 from .function import function
 from .kinds import EventWorkerSettings
 
 
 @dataclass(frozen=True)
 class EventWorkerArgs(ContextArgs):
-    pass
+    def validate(self, kind: str) -> None:
+        super().validate(kind)
+        settings: EventWorkerSettings = self.settings  # type: ignore[assignment]
+        queues = self.provided("queue")
+        if queues and self.provides[queues[0]].get("fifo") and settings.batch_size > 10:
+            raise ValueError(f"settings.batch_size: {settings.batch_size} is above 10, the most Lambda takes from "
+                             f"a FIFO queue ({queues[0]}); allowed: 1..10")
 
 
 class EventWorker(pulumi.ComponentResource):
@@ -45,16 +51,10 @@ class EventWorker(pulumi.ComponentResource):
             if qname in args.provides:
                 interfaces[qname] = pulumi.Output.all(name=q.name, url=q.url, arn=q.arn)
         work = queues[queue_names[0]]
-        rules = []
-        for sub in args.subscriptions:
-            rule_name = physical_name((ident.project, ident.env, ident.context, sub.producer, sub.event),
-                                      "event-rule")
-            rule = aws.cloudwatch.EventRule(f"{name}-on-{sub.producer}-{sub.event}", name=rule_name,
-                                            event_bus_name=sub.bus_name, event_pattern=json.dumps(sub.pattern),
-                                            tags=ident.tags(), opts=child)
-            aws.cloudwatch.EventTarget(f"{name}-on-{sub.producer}-{sub.event}-target", rule=rule.name,
-                                       event_bus_name=sub.bus_name, arn=work.arn, opts=child)
-            rules.append(rule)
+        fifo = bool(args.provides.get(queue_names[0], {}).get("fifo"))
+        # EventBridge needs a message group for a FIFO queue; content-based deduplication is set on the queue.
+        target: dict[str, Any] = {"sqs_target": {"message_group_id": ident.context}} if fifo else {}
+        rules = _compute.subscribe(args, self, name, work.arn, **target)
         if rules:
             aws.sqs.QueuePolicy(f"{name}-work-policy", queue_url=work.url, opts=child, policy=pulumi.Output.all(
                 work.arn, *[r.arn for r in rules]).apply(lambda arns: json.dumps({
@@ -65,9 +65,11 @@ class EventWorker(pulumi.ComponentResource):
         consume = work.arn.apply(lambda arn: _statement("ConsumeWork", ACTIONS[("queue", "consume")], [arn]))
         fn = function(ident, self, "worker", module="event_worker", settings=settings,
                       environment=_compute.environment(args, own_env),
-                      statements=_compute.statements(args, [*own_statements, consume]), network=args.network)
+                      statements=_compute.statements(args, [*own_statements, consume]), network=args.network,
+                      code_dir=args.code_dir)
         aws.lambda_.EventSourceMapping(f"{name}-worker-source", event_source_arn=work.arn, function_name=fn.name,
                                        batch_size=settings.batch_size,
+                                       maximum_batching_window_in_seconds=settings.batching_window_s or None,
                                        function_response_types=["ReportBatchItemFailures"], opts=child)
         storage.alarm(ident, self, "work-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",
                       dimensions={"QueueName": work.name}, topic=settings.alarm_topic_arn, threshold=900,

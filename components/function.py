@@ -17,17 +17,37 @@ from .kinds import FunctionSettings
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 
 
-def code(module: str) -> pulumi.AssetArchive:
-    """The handler package of a kind: ``components/handlers/<module>/``."""
+#: What a function with active tracing needs to send its traces: AWS rejects CreateFunction without them.
+#: X-Ray has no resource-level permissions, so "*" is the only resource AWS accepts.
+TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+
+
+def code(module: str, directory: str | Path | None = None) -> pulumi.Archive:
+    """The code of a function: the team's ``directory`` zipped as it is, or else the built-in handler package of
+    a kind (``components/handlers/<module>/``)."""
+    if directory is not None:
+        return pulumi.FileArchive(str(directory))
     folder = HANDLERS / module
     return pulumi.AssetArchive({p.name: pulumi.FileAsset(str(p)) for p in sorted(folder.glob("*.py"))})
 
 
+def merge_environment(settings_env: dict[str, str], injected: dict[str, pulumi.Input[Any]],
+                      ) -> dict[str, pulumi.Input[Any]]:
+    """The team's plain variables merged with those ode injects; a clear error when one would hide the other."""
+    clash = sorted(set(settings_env) & set(injected))
+    if clash:
+        raise ValueError(f"settings.environment.{clash[0]}: ode sets this variable itself (it names a consumed "
+                         "interface or the context); choose another name")
+    return {**settings_env, **injected}
+
+
 def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: str, settings: FunctionSettings,
              environment: dict[str, pulumi.Input[Any]], statements: pulumi.Input[list[dict[str, Any]]],
-             network: Grant | None, asynchronous: bool = False) -> aws.lambda_.Function:
-    """A function running ``components/handlers/<module>/index.py``, allowed ``statements`` and nothing else from
-    other contexts."""
+             network: Grant | None, asynchronous: bool = False, code_dir: str | Path | None = None,
+             handler: str | None = None) -> aws.lambda_.Function:
+    """A function running the team's code in ``code_dir`` (entry point ``handler``, default the settings' handler)
+    or else ``components/handlers/<module>/index.py``, allowed ``statements`` and nothing else from other
+    contexts."""
     base = f"{parent._name}-{role}"  # noqa: SLF001
     opts = pulumi.ResourceOptions(parent=parent)
     fn_name = identity.name(role, "lambda")
@@ -40,13 +60,13 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
         dlq, _ = storage.queue(identity, parent, f"{role}-failed", max_receive_count=1)
     own = pulumi.Output.all(logs.arn, dlq.arn if dlq else None).apply(
         lambda arns: [_statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{arns[0]}:*"]),
-                      # Active tracing: AWS rejects the function without these; they take no narrower resource.
-                      _statement("Tracing", ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"])]
+                      _statement("Tracing", TRACING_ACTIONS, ["*"])]
         + ([_statement("DeadLetters", ["sqs:SendMessage"], [arns[1]])] if arns[1] else []))
     every = pulumi.Output.all(own, statements).apply(
         lambda parts: parts[0] + parts[1] + network_statements(identity, network))
     policy = aws.iam.RolePolicy(f"{base}-policy", role=exec_role.id, policy=policy_document(every), opts=opts)
-    variables = {"ODE_ENV": identity.env, "ODE_CONTEXT": identity.context, **environment}
+    variables = merge_environment(dict(settings.environment),
+                                  {"ODE_ENV": identity.env, "ODE_CONTEXT": identity.context, **environment})
     extra: dict[str, Any] = {}
     if network is not None:
         extra["vpc_config"] = {"subnet_ids": network.output("private_subnet_ids"),
@@ -54,8 +74,10 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
     if dlq is not None:
         extra["dead_letter_config"] = {"target_arn": dlq.arn}
     fn = aws.lambda_.Function(
-        base, name=fn_name, role=exec_role.arn, runtime=settings.runtime, handler="index.handler",
-        code=code(module), memory_size=settings.memory_mb, timeout=settings.timeout_s,
+        base, name=fn_name, role=exec_role.arn, runtime=settings.runtime,
+        handler=handler or (settings.handler if code_dir is not None else "index.handler"),
+        code=code(module, code_dir), architectures=[settings.architecture],
+        memory_size=settings.memory_mb, timeout=settings.timeout_s,
         reserved_concurrent_executions=settings.reserved_concurrency,
         environment={"variables": variables}, tracing_config={"mode": "Active"},
         logging_config={"log_format": "JSON", "log_group": logs.name}, tags=identity.tags(),

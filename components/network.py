@@ -26,7 +26,7 @@ class NetworkArgs(ContextArgs):
 
 class Network(pulumi.ComponentResource):
     """A private network. Provides ``network`` interfaces: ``vpc_id``, ``private_subnet_ids``, ``security_group_id``
-    (the group its consumers' compute runs in)."""
+    (the group its consumers' compute runs in) and ``cidr`` (the VPC's address range, for consumers' rules)."""
 
     interfaces: dict[str, pulumi.Output[dict[str, Any]]]
 
@@ -55,21 +55,28 @@ class Network(pulumi.ComponentResource):
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg", vpc_id=vpc.id, description="HTTPS from the VPC to the AWS service endpoints",
             ingress=[https_in_vpc], egress=[], tags=ident.tags(), opts=child)  # type: ignore[list-item]
-        workloads = aws.ec2.SecurityGroup(
-            f"{name}-workloads-sg", vpc_id=vpc.id, description="Compute of the contexts attached to this network",
-            ingress=[], egress=[{**https_in_vpc, "description": "AWS services through the VPC endpoints"}],  # type: ignore[list-item]
-            tags=ident.tags(), opts=child)
         region = ident.region
+        prefix_lists: list[pulumi.Output[str]] = []
         for service in settings.endpoints:
             if service in GATEWAY_SERVICES:
-                aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=vpc.id,
-                                    service_name=f"com.amazonaws.{region}.{service}", vpc_endpoint_type="Gateway",
-                                    route_table_ids=[routes.id], tags=ident.tags(), opts=child)
+                gateway = aws.ec2.VpcEndpoint(
+                    f"{name}-{service}-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{region}.{service}",
+                    vpc_endpoint_type="Gateway", route_table_ids=[routes.id], tags=ident.tags(), opts=child)
+                prefix_lists.append(gateway.prefix_list_id)
             else:
                 aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=vpc.id,
                                     service_name=f"com.amazonaws.{region}.{service}", vpc_endpoint_type="Interface",
                                     subnet_ids=[s.id for s in subnets], security_group_ids=[endpoint_sg.id],
                                     private_dns_enabled=True, tags=ident.tags(), opts=child)
+        egress: list[dict[str, Any]] = [{**https_in_vpc, "description": "AWS services through interface endpoints"}]
+        if prefix_lists:
+            # Gateway endpoints (S3, DynamoDB) are reached at the services' public addresses, which AWS publishes
+            # as prefix lists: the VPC's CIDR does not cover them.
+            egress.append({"protocol": "tcp", "from_port": 443, "to_port": 443, "prefix_list_ids": prefix_lists,
+                           "description": "S3 and DynamoDB through the gateway endpoints"})
+        workloads = aws.ec2.SecurityGroup(
+            f"{name}-workloads-sg", vpc_id=vpc.id, description="Compute of the contexts attached to this network",
+            ingress=[], egress=egress, tags=ident.tags(), opts=child)  # type: ignore[arg-type]
         flow_logs = storage.log_group(ident, self, "flow", f"/ode/{ident.project}/{ident.env}/{ident.context}/flow",
                                       settings.log_retention_days)
         flow_role = aws.iam.Role(f"{name}-flow-role", name=ident.name("flow-logs", "iam-role"),
@@ -83,6 +90,6 @@ class Network(pulumi.ComponentResource):
         aws.ec2.FlowLog(f"{name}-flow", vpc_id=vpc.id, traffic_type="ALL", log_destination=flow_logs.arn,
                         iam_role_arn=flow_role.arn, tags=ident.tags(), opts=child)
         outputs = pulumi.Output.all(vpc_id=vpc.id, private_subnet_ids=pulumi.Output.all(*[s.id for s in subnets]),
-                                    security_group_id=workloads.id)
+                                    security_group_id=workloads.id, cidr=vpc.cidr_block)
         self.interfaces = {iface: outputs for iface in args.provided("network")}
         self.register_outputs({"interfaces": self.interfaces, "summary": json.dumps({"azs": settings.az_count})})

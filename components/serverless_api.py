@@ -41,7 +41,15 @@ class ServerlessApi(pulumi.ComponentResource):
         interfaces.update(_compute.events(args))
         fn = function(ident, self, "api", module="serverless_api", settings=settings,
                       environment=_compute.environment(args, own_env),
-                      statements=_compute.statements(args, own_statements), network=args.network)
+                      statements=_compute.statements(args, own_statements), network=args.network,
+                      code_dir=args.code_dir,
+                      # events invoke it asynchronously: what fails after Lambda's retries goes to a dead-letter queue
+                      asynchronous=bool(args.subscriptions))
+        # Events it subscribes to invoke the function directly, each rule allowed to do so and nothing else.
+        for rule in _compute.subscribe(args, self, name, fn.arn):
+            aws.lambda_.Permission(f"{rule._name}-invoke", action="lambda:InvokeFunction",  # noqa: SLF001
+                                   function=fn.name, principal="events.amazonaws.com", source_arn=rule.arn,
+                                   opts=child)
         for api_name in args.provided("http-api"):
             routes = list(args.provides[api_name].get("routes") or ["ANY /{proxy+}"])
             api = aws.apigatewayv2.Api(f"{name}-{api_name}", name=ident.name(api_name, "api"), protocol_type="HTTP",

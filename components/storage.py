@@ -22,7 +22,7 @@ def bucket(identity: Identity, parent: pulumi.Resource, role: str, *, versioning
     """A private bucket: KMS encryption, every public access blocked, TLS only, versioned unless told not to."""
     name = f"{parent._name}-{role}"  # noqa: SLF001 - children are named after their component
     opts = pulumi.ResourceOptions(parent=parent)
-    b = aws.s3.Bucket(name, bucket=identity.name(role, "s3").lower(), tags=identity.tags(),
+    b = aws.s3.Bucket(name, bucket=identity.bucket_name(role), tags=identity.tags(),
                       force_destroy=not identity.protected, opts=identity.stateful(parent))
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-sse", bucket=b.id, opts=opts,
@@ -70,6 +70,7 @@ def queue(identity: Identity, parent: pulumi.Resource, role: str, *, retention_s
                         fifo_queue=fifo or None, sqs_managed_sse_enabled=True, message_retention_seconds=1209600,
                         tags=identity.tags(), opts=identity.stateful(parent))
     q = aws.sqs.Queue(base, name=identity.name(role, 80 - len(suffix)) + suffix, fifo_queue=fifo or None,
+                      content_based_deduplication=fifo or None,
                       sqs_managed_sse_enabled=True, message_retention_seconds=retention_s,
                       visibility_timeout_seconds=visibility_timeout_s,
                       redrive_policy=dlq.arn.apply(lambda arn: json.dumps(

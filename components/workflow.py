@@ -57,10 +57,12 @@ class Workflow(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         interfaces: dict[str, pulumi.Output[dict[str, Any]]] = dict(_compute.events(args))
         env = _compute.environment(args, {})
+        steps = settings.step_handlers()
         functions = [function(ident, self, step, module="workflow", settings=settings,
                               environment={**env, "STEP_NAME": step}, statements=_compute.statements(args, []),
-                              network=args.network)
-                     for step in settings.steps]
+                              network=args.network, code_dir=args.code_dir, handler=handler)
+                     for step, handler in steps]
+        step_names = [step for step, _ in steps]
         logs = storage.log_group(ident, self, "states", f"/aws/vendedlogs/states/{ident.name('sm', 400)}",
                                  settings.log_retention_days)
         role = aws.iam.Role(f"{name}-states-role", name=ident.name("states", "iam-role"),
@@ -73,18 +75,31 @@ class Workflow(pulumi.ComponentResource):
                                    "xray:PutTraceSegments"], ["*"]),  # X-Ray has no resource-level permissions
         ])
         policy = aws.iam.RolePolicy(f"{name}-states-policy", role=role.id, policy=policy_document(invoke), opts=child)
+        machines = []
         for wf in args.provided("workflow") or ["workflow"]:
             machine = aws.sfn.StateMachine(
                 f"{name}-{wf}", name=ident.name(wf, "state-machine"), role_arn=role.arn, type="STANDARD",
                 definition=pulumi.Output.all(*[f.arn for f in functions]).apply(
-                    lambda arns: definition(list(arns), list(settings.steps))),
+                    lambda arns: definition(list(arns), step_names)),
                 logging_configuration={"log_destination": logs.arn.apply(lambda a: f"{a}:*"),
                                        "include_execution_data": False, "level": "ERROR"},
                 tracing_configuration={"enabled": True}, tags=ident.tags(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
             storage.alarm(ident, self, f"{wf}-failed", namespace="AWS/States", metric="ExecutionsFailed",
                           dimensions={"StateMachineArn": machine.arn}, topic=settings.alarm_topic_arn)
+            machines.append(machine)
             if wf in args.provides:
                 interfaces[wf] = pulumi.Output.all(name=machine.name, arn=machine.arn)
+        if args.subscriptions:
+            # Events it subscribes to start an execution of its (first) state machine, through a role that may
+            # start exactly that one.
+            first = machines[0]
+            events_role = aws.iam.Role(f"{name}-events-role", name=ident.name("events", "iam-role"),
+                                       assume_role_policy=assume_role_policy("events.amazonaws.com"),
+                                       tags=ident.tags(), opts=child)
+            events_policy = aws.iam.RolePolicy(
+                f"{name}-events-policy", role=events_role.id, opts=child, policy=policy_document(
+                    first.arn.apply(lambda arn: [_statement("StartOnEvents", ["states:StartExecution"], [arn])])))
+            _compute.subscribe(args, self, name, first.arn, role_arn=events_role.arn, depends_on=[events_policy])
         self.interfaces = interfaces
         self.register_outputs({"interfaces": self.interfaces})

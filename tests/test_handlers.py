@@ -98,7 +98,11 @@ def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
     local = LocalAws.start()
     try:
         assert local.endpoint.startswith("http://127.0.0.1:")
-        assert local.stack_config() == {"ode:awsEndpoint": local.endpoint}
+        # The address changes every run: it reaches the program through the environment, not the stack config
+        # (which is part of the fingerprint), so a stack that did not change stays unchanged.
+        assert local.stack_config() == {"ode:target": "local"}
+        assert local.environment()["ODE_AWS_ENDPOINT"] == local.endpoint
+        assert local.environment()["MOTO_IAM_LOAD_MANAGED_POLICIES"] == "true"
         s3 = boto3.client("s3", endpoint_url=local.endpoint, region_name="us-east-1", aws_access_key_id="t",
                           aws_secret_access_key="t")
         s3.create_bucket(Bucket="ode-local-check")
@@ -116,3 +120,32 @@ def test_handlers_are_packaged_by_the_components() -> None:
 
     assert Path(packaged) == HANDLERS
     assert {p.parent.name for p in HANDLERS.glob("*/index.py")} == {"serverless_api", "event_worker", "workflow"}
+
+
+def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ode.errors import UsageError
+    from ode.local_aws import LocalAws
+
+    monkeypatch.setitem(sys.modules, "moto.server", None)  # what a plain install without the extra looks like
+    with pytest.raises(UsageError, match=r"ondemandenv\[local\]"):
+        LocalAws.start()
+
+
+def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import SAMPLE
+
+    # a plain install without the `local` extra: moto cannot be imported
+    script = ("import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None; "
+              "from ode.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", script, "up", "--env", "dev", "--target", "local", "--contracts",
+                           str(SAMPLE), "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "ModuleNotFoundError" not in done.stderr
+    assert "pip install 'ondemandenv[local]'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ode.contracts import load_library
 from ode.engines import CliNotFoundError, StackSpec
@@ -40,7 +41,8 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if "bus_name" in value:
                 value.update(bus_name=bus["name"], bus_arn=bus["arn"])
     (tmp_path / "outputs.json").write_text(json.dumps(table))
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    # the stand-in runs on this interpreter (it speaks gRPC to the SDK's event log, as the real CLI does)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(FAKES), os.path.dirname(sys.executable), os.environ["PATH"]]))
     monkeypatch.setenv("FAKE_PULUMI_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.setenv("FAKE_PULUMI_OUTPUTS", str(tmp_path / "outputs.json"))
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
@@ -73,7 +75,8 @@ def test_the_engine_drives_the_cli_with_config_environment_and_a_workspace_per_s
         assert c["env"]["PULUMI_CONFIG_PASSPHRASE"] is True
         assert c["backend"] == f"file://{state / 'pulumi'}"
     workspace = state / "workspaces" / "dev.payments"
-    assert f"virtualenv: {sys.prefix}" in (workspace / "Pulumi.yaml").read_text()
+    project = yaml.safe_load((workspace / "Pulumi.yaml").read_text())
+    assert project["runtime"]["options"]["virtualenv"] == sys.prefix and project["name"] == "shop"
     assert "from ode.program import main" in (workspace / "__main__.py").read_text()
     assert (state / "passphrase").stat().st_mode & 0o777 == 0o600
     # The producers' outputs are handed over as config; the secret one as secret config.
@@ -124,6 +127,12 @@ def test_without_a_cli_the_engine_fails_with_one_clear_line(tmp_path: Path, monk
         raise OSError("no route to the download site")
 
     monkeypatch.setattr(auto.PulumiCommand, "install", no_network)
+    monkeypatch.delenv("ODE_INSTALL_PULUMI", raising=False)
+    # Unasked, nothing is downloaded: one line says how to get a CLI.
+    with pytest.raises(CliNotFoundError, match="ODE_INSTALL_PULUMI=1 to let ode download it"):
+        engine_module.PulumiEngine(load_library(SAMPLE), tmp_path)
+    assert engine_module._INSTALL_TRIED == []  # noqa: SLF001
+    monkeypatch.setenv("ODE_INSTALL_PULUMI", "1")
     with pytest.raises(CliNotFoundError, match=r"no `pulumi` CLI on PATH, and installing one failed \(OSError"):
         engine_module.PulumiEngine(load_library(SAMPLE), tmp_path)
     with pytest.raises(CliNotFoundError, match="use --engine simulated"):  # tried once only
@@ -155,3 +164,76 @@ def test_the_sample_environment_deploys_with_the_real_cli_into_an_embedded_aws(t
     assert {s["status"] for s in result["stacks"]} == {"succeeded"}
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
     assert {s["status"] for s in json.loads(again.stdout)["stacks"]} == {"unchanged"}
+
+
+def test_a_cli_installed_by_the_sdk_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ode.engines import pulumi as engine_module
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert engine_module._find_cli() is None  # noqa: SLF001
+    for version in ("3.99.0", "3.272.0"):  # where PulumiCommand.install puts it: ~/.pulumi/versions/<v>/bin
+        cli = tmp_path / ".pulumi" / "versions" / version / "bin" / "pulumi"
+        cli.parent.mkdir(parents=True)
+        cli.write_text("#!/bin/sh\n")
+        cli.chmod(0o755)
+    assert engine_module._find_cli() == str(tmp_path / ".pulumi/versions/3.272.0/bin/pulumi")  # noqa: SLF001
+
+
+def test_the_stand_in_behaves_like_the_cli_the_sdk_expects(stand_in: Path) -> None:
+    from pulumi import automation as auto
+
+    from ode.engines.pulumi import PulumiEngine
+
+    engine = PulumiEngine(load_library(SAMPLE), stand_in / "state")
+    assert str(engine.command.version) == "3.272.0"  # above 3.205: previews stream events over gRPC
+    spec = StackSpec(project="shop", env="dev", context="shared-bus", contracts_dir=SAMPLE)
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - what the SDK raises, classified by the engine
+        engine.outputs(spec)
+    assert "no such stack" in str(caught.value)
+    result = engine.preview(spec)
+    assert result.changes == {"create": 3}
+    log = calls(stand_in)
+    select = [c for c in log if c["args"][:2] == ["stack", "select"]]
+    init = [c for c in log if c["args"][:2] == ["stack", "init"]]
+    assert select and init  # the first select failed, so the stack was created
+    preview = next(c for c in log if c["args"][0] == "preview")
+    assert preview["args"][preview["args"].index("--event-log") + 1].startswith("tcp://127.0.0.1:")
+    assert auto  # the SDK module is what drove it
+
+
+def test_a_stacks_config_is_exactly_what_ode_wants_every_run(stand_in: Path) -> None:
+    from ode.engines.pulumi import PulumiEngine
+
+    library = load_library(SAMPLE)
+    state = stand_in / "state"
+    engine = PulumiEngine(library, state)
+    spec = StackSpec(project="shop", env="dev", context="shared-bus", contracts_dir=SAMPLE,
+                     config={"ode:target": "local", "ode:awsEndpoint": "http://127.0.0.1:4566"})
+    engine.up(spec)
+    stored = json.loads((state / "pulumi/.fake-pulumi/stacks/dev.shared-bus.json").read_text())["config"]
+    assert stored["ode:target"]["value"] == "local"
+    engine.up(StackSpec(project="shop", env="dev", context="shared-bus", contracts_dir=SAMPLE))  # --target aws
+    stored = json.loads((state / "pulumi/.fake-pulumi/stacks/dev.shared-bus.json").read_text())["config"]
+    assert "ode:awsEndpoint" not in stored and "ode:target" not in stored
+    assert stored["ode:env"]["value"] == "dev"
+    ups = [c for c in calls(stand_in) if c["args"][0] == "up"]
+    outputs = [c for c in calls(stand_in) if c["args"][:2] == ["stack", "output"]]
+    assert len(outputs) == 2 * len(ups)  # the outputs that up read, not read again
+
+
+def test_the_workspace_project_file_is_valid_yaml_in_and_outside_a_venv(stand_in: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ode.engines.pulumi import PulumiEngine
+
+    engine = PulumiEngine(load_library(SAMPLE), stand_in / "state: #odd")
+    spec = StackSpec(project="shop", env="dev", context="orders", contracts_dir=SAMPLE)
+    monkeypatch.setattr(sys, "prefix", "/opt/venvs/ode: #1")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    project = yaml.safe_load((engine.workspace_dir(spec) / "Pulumi.yaml").read_text())
+    assert project["runtime"]["options"]["virtualenv"] == "/opt/venvs/ode: #1"
+    assert project["backend"]["url"] == engine.backend_url
+    monkeypatch.setattr(sys, "base_prefix", "/opt/venvs/ode: #1")  # a plain interpreter, no venv
+    project = yaml.safe_load((engine.workspace_dir(spec) / "Pulumi.yaml").read_text())
+    assert "virtualenv" not in project["runtime"]["options"]
+    assert engine.environment()["PULUMI_PYTHON_CMD"] == sys.executable

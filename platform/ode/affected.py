@@ -1,4 +1,5 @@
-"""Which contexts a change touches: those whose contract, settings or component code changed since a git ref,
+"""Which contexts a change touches: those whose contract, settings, component code or own code (the directory its
+``settings.code`` or ``settings.build`` names) changed since a git ref,
 plus every context that consumes them through deploy edges. A pull request's environment holds just these.
 
 A contract counts as changed when its meaning changed, not its text: a new comment or a reordered mapping is no
@@ -16,6 +17,8 @@ from typing import Any
 
 import yaml_rs
 from pydantic import ValidationError
+
+from components._code import code_directories
 
 from .contracts import ENVIRONMENTS_FILE, Context, ContractLibrary, EnvironmentsFile
 from .errors import UsageError
@@ -134,6 +137,15 @@ def affected(library: ContractLibrary, since: str, env: str | None = None) -> Af
             mark(name, f"new contract {rel}")
         elif old.model_dump() != library.contexts[name].model_dump():
             mark(name, f"contract changed in {rel}")
+    for name in graph.contexts:  # the team's own code: a file under a context's code or build directory
+        contract_dir = library.files[name].resolve().parent
+        for field_name, folder in code_directories(library.contexts[name].settings_for(env), contract_dir).items():
+            try:
+                under = folder.relative_to(top.resolve()).as_posix()
+            except ValueError:
+                continue  # outside the repository: git cannot say what changed there
+            for path in sorted(p for p in paths if p == under or p.startswith(under + "/")):
+                mark(name, f"service code ({field_name}) changed in {path}")
     kinds = {c.component for c in library.contexts.values()}
     for path in sorted(paths):
         touched = kinds_of_code(path, kinds)

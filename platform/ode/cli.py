@@ -350,7 +350,6 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
         raise UsageError("--simulate-failure '*': name a context (repeat the option for several)")
     _check_fault_targets(library, "--simulate-failure", simulate_failure)
     _check_fault_targets(library, "--simulate-delay", delays)
-    registry = open_registry(common)
     pulumi_options: dict[str, Any] = {}
     config: dict[str, str] = {}
     if target == "local":
@@ -367,6 +366,7 @@ def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = D
     chosen = make_engine(engine, library, common.state_dir, failures=simulate_failure,
                          delays=delays, announce=lambda line: common.say(line, err=True),
                          **pulumi_options)
+    registry = open_registry(common)  # after the usage checks above: a refused command leaves no new state behind
     if chosen.name == "pulumi":
         guard_children()
     install_gate(chosen, library, common.state_dir)  # mandatory policy rules run before any stack's engine run

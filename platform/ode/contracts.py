@@ -72,7 +72,7 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "bucket": ("name", "arn"),
     "queue": ("name", "url", "arn"),
     "workflow": ("name", "arn"),
-    "network": ("vpc_id", "private_subnet_ids", "security_group_id"),
+    "network": ("vpc_id", "private_subnet_ids", "security_group_id", "cidr"),
     "secret": ("name", "arn"),
 }
 
@@ -257,6 +257,13 @@ class Context(_Input):
     def settings_for(self, env: str) -> dict[str, Any]:
         """`settings` with the environment's `overrides` merged over them (nested mappings merged too)."""
         return _merge(self.settings, self.overrides.get(env, {}))
+
+
+def settings_context(ctx: Context, path: Path | None) -> dict[str, Any]:
+    """What a component's settings are checked against beside themselves: the contract's directory (code
+    directories must exist) and whether the context provides a FIFO queue (Lambda takes at most 10 from one)."""
+    return {"contract_dir": path.parent if path else None,
+            "fifo_queue": any(getattr(i, "fifo", False) for i in ctx.provides.values())}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -584,7 +591,7 @@ class ContractLibrary:
                 if env_name not in envs or (env and env_name != env):
                     continue
                 try:
-                    kind.settings.model_validate(ctx.settings_for(env_name))
+                    kind.settings.model_validate(ctx.settings_for(env_name), context=settings_context(ctx, path))
                 except ValidationError as exc:
                     overridden = ctx.overrides.get(env_name, {})
                     for e in exc.errors(include_url=False):

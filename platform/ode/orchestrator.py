@@ -37,6 +37,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from components._code import code_directories, directory_digest
+
 from .clock import Clock, iso, utcnow
 from .contracts import OUTPUT_FIELDS, ContractLibrary
 from .engines import Engine, EngineError, StackResult, StackSpec
@@ -194,6 +196,14 @@ def code_digests() -> dict[str, str]:
     return {k: h.hexdigest()[:16] for k, h in hashes.items()}
 
 
+def service_code_digest(library: ContractLibrary, context: str, env: str) -> str:
+    """A digest of the team's own code of ``context`` in ``env`` (its ``settings.code`` or ``settings.build``
+    directory): a changed file there redeploys that stack. Empty when the context runs no code of its own."""
+    path = library.files.get(context) or library.root / f"{context}.yaml"
+    folders = code_directories(library.contexts[context].settings_for(env), path.resolve().parent)
+    return _digest({name: directory_digest(folder) for name, folder in sorted(folders.items())}) if folders else ""
+
+
 class Orchestrator:
     """Plans and runs environments of a contracts library through one engine, remembering in ``registry``.
 
@@ -272,6 +282,9 @@ class Orchestrator:
                 "place": _digest([self.library.project, spec.env, spec.base_env, place.model_dump(mode="json"),
                                   spec.config]),
             }
+            service = service_code_digest(self.library, spec.context, spec.settings_env)
+            if service:  # only contexts with code of their own have the part: others keep their fingerprints
+                fixed["service_code"] = service
         parts = {**fixed, "upstream": _digest([spec.upstream, sorted(spec.secret_upstream)])}
         return _digest(parts), parts
 
@@ -397,8 +410,7 @@ class Orchestrator:
                 item.error = str(exc)
                 continue
             item.changes = result.changes
-            item.resources = [{"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs, "op": r.op}
-                              for r in result.resources]
+            item.resources = [r.to_dict() for r in result.resources]
             if result.outputs:
                 produced[context] = StackOutcome(stack, context, SUCCEEDED, outputs=result.outputs,
                                                  secret_outputs=result.secret_outputs)
@@ -812,7 +824,7 @@ def _why(rec: StackRecord | None, parts: dict[str, str]) -> str:
         return "its last run failed"
     changed = [k for k, v in parts.items() if rec.inputs.get(k) != v]
     labels = {"contract": "contract", "settings": "settings", "code": "component code", "place": "environment",
-              "upstream": "upstream outputs"}
+              "upstream": "upstream outputs", "service_code": "service code"}
     return ("changed: " + ", ".join(labels[k] for k in changed)) if changed else "fingerprint changed"
 
 

@@ -17,23 +17,27 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contracts import OUTPUT_FIELDS, ContractLibrary
+from .contracts import OUTPUT_FIELDS, ContractLibrary, settings_context
 from .engines._base import ProgramError, ResourceChange, StackSpec
 
 #: Stack config keys (namespace ``ode``).
 CONFIG_ENV, CONFIG_CONTEXT, CONFIG_BASE = "ode:env", "ode:context", "ode:baseEnv"
 CONFIG_CONTRACTS, CONFIG_UPSTREAM, CONFIG_SECRETS = "ode:contractsDir", "ode:upstream", "ode:upstreamSecrets"
 CONFIG_ENDPOINT, CONFIG_SECRET_KEYS = "ode:awsEndpoint", "ode:upstreamSecretKeys"
+#: ``local`` deploys into an embedded AWS whose address is in :data:`ENDPOINT_VARIABLE` of the program's
+#: environment: the address changes every run, so it stays out of the stack's config and fingerprint.
+CONFIG_TARGET, ENDPOINT_VARIABLE = "ode:target", "ODE_AWS_ENDPOINT"
 
-#: AWS services whose endpoints point at an embedded AWS (``--target local``).
-LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudwatch", "cloudwatchevents", "cloudwatchlogs", "dynamodb",
-                  "ec2", "ecs", "elbv2", "events", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn",
-                  "sns", "sqs", "sts")
+#: AWS services whose endpoints point at an embedded AWS (``--target local``). One name per service: the provider
+#: warns (and will refuse) when an alias (``cloudwatchevents``, ``cloudwatchlogs``) is set beside it.
+LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "events",
+                  "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn", "sns", "sqs", "sts")
 
 
 def stack_config(spec: StackSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -71,6 +75,7 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
     import pulumi_aws as aws
 
     from components import load
+    from components._code import code_directories
     from components._common import ContextArgs, Grant, Identity, Subscription
     from components.kinds import KINDS
 
@@ -78,11 +83,17 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
         raise ValueError(f"ode:context: no context {spec.context!r} in {library.root}")
     ctx = library.contexts[spec.context]
     place = library.environment(spec.settings_env)
-    settings = KINDS[ctx.component].settings.model_validate(ctx.settings_for(spec.settings_env))
+    contract_file = library.files.get(ctx.context) or library.root / f"{ctx.context}.yaml"
+    settings = KINDS[ctx.component].settings.model_validate(ctx.settings_for(spec.settings_env),
+                                                            context=settings_context(ctx, contract_file))
     identity = Identity(project=library.project, env=spec.env, context=ctx.context, owner=ctx.owner,
                         account=place.account, region=place.region,
                         protected=place.protected and spec.env == spec.settings_env)
     endpoint = spec.config.get(CONFIG_ENDPOINT)
+    if not endpoint and spec.config.get(CONFIG_TARGET) == "local":
+        endpoint = os.environ.get(ENDPOINT_VARIABLE)
+        if not endpoint:
+            raise ValueError(f"{CONFIG_TARGET}: local, but {ENDPOINT_VARIABLE} (the embedded AWS's address) is not set")
     provider_args: dict[str, Any] = {"region": place.region, "default_tags": {"tags": identity.tags()}}
     if endpoint:
         provider_args.update(
@@ -119,7 +130,8 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
     for link in library.links(spec.context):
         if link.deploy:
             grants.append(Grant(link.producer, link.interface, link.kind, link.access,
-                                upstream(link.producer, link.interface, link.kind), link.via))
+                                upstream(link.producer, link.interface, link.kind), link.via,
+                                component=library.contexts[link.producer].component))
             continue
         bus = library.bus_of(link.producer)
         if bus is None:
@@ -127,10 +139,15 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
         bus_outputs = upstream(bus[0], bus[1], "event-bus")
         subscriptions.append(Subscription(link.producer, link.interface, bus_outputs["name"], bus_outputs["arn"]))
     component_class, args_class = load(ctx.component)
+    code_dirs = code_directories(settings.model_dump(), contract_file.resolve().parent)
+    for field_name, folder in code_dirs.items():
+        if not folder.is_dir():
+            raise ValueError(f"settings.{field_name}: directory {folder} does not exist")
+    code_dir = next(iter(code_dirs.values()), None)
     args: ContextArgs = args_class(
         identity=identity, settings=settings,
         provides={name: iface.model_dump(mode="json", exclude_none=True) for name, iface in ctx.provides.items()},
-        grants=tuple(grants), subscriptions=tuple(subscriptions))
+        grants=tuple(grants), subscriptions=tuple(subscriptions), code_dir=str(code_dir) if code_dir else None)
     component = component_class(spec.context, args, pulumi.ResourceOptions(provider=provider))
     for name in ctx.provides:
         if name not in component.interfaces:
@@ -158,6 +175,11 @@ def main() -> None:
     context = config.get("context") or pulumi.get_stack().split(".", 1)[-1]
     contracts = Path(config.get("contractsDir") or Path.cwd() / "contracts")
     library = load_library(contracts)
+    if pulumi.get_project() != library.project:
+        # Pulumi.yaml's name and environments.yaml's project must agree: stack references, state paths and the
+        # orchestrator's workspaces all use environments.yaml's.
+        raise ValueError(f"Pulumi.yaml names project {pulumi.get_project()!r}, but {contracts}/environments.yaml "
+                         f"says project: {library.project!r}; make them the same")
     upstream_text = config.get("upstream")
     upstream = json.loads(upstream_text) if upstream_text else {}
     # Secret upstream outputs: their places are plain config, their values stay secret Outputs.
@@ -168,7 +190,7 @@ def main() -> None:
         upstream.setdefault(producer, {}).setdefault(interface, {})[name] = secret_json.apply(
             functools.partial(_secret_field, where=(producer, interface, name)))
     secret_upstream = frozenset((str(p), str(i), str(n)) for p, i, n in keys)
-    extra = {CONFIG_ENDPOINT: config.get("awsEndpoint") or ""}
+    extra = {CONFIG_ENDPOINT: config.get("awsEndpoint") or "", CONFIG_TARGET: config.get("target") or ""}
     spec = StackSpec(project=library.project, env=env, context=context, contracts_dir=contracts,
                      base_env=config.get("baseEnv"), upstream=upstream, secret_upstream=secret_upstream,
                      config={k: v for k, v in extra.items() if v})
@@ -198,7 +220,8 @@ def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = Fal
                            account=place.account, region=place.region)
     except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
         raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
-    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs)
+    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
+                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs)
                  for r in recording.resources]
     return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
                       resources=resources)

@@ -55,6 +55,15 @@ class ResourceChange:
     parent: str | None
     inputs: dict[str, Any]
     op: Literal["create", "update", "delete", "same", "replace"] = "same"
+    #: Names of the resources it depends on: explicit ``depends_on`` and those its inputs come from.
+    dependencies: list[str] = field(default_factory=list)
+    #: The inputs with secret values in place, for in-process policy rules only: never written or printed.
+    checked_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resource as a plan shows it (inputs are already plain: secrets masked, assets described)."""
+        return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs, "op": self.op,
+                "dependencies": list(self.dependencies)}
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
     recording = record(program, project="shop", stack="dev.orders", account="111111111111", region="us-east-1")
     recording.one("aws:dynamodb/table:Table").inputs["serverSideEncryption"]
+    recording.one("aws:lambda/function:Function").dependencies      # ["orders-api-policy", "orders-api-role", ...]
     recording.outputs["orders-table"]               # the stack's exports
 
 The mocks answer like AWS would: deterministic ids and the computed outputs each resource type really has (ARNs,
@@ -16,11 +17,14 @@ import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+
+from components._code import directory_digest
 
 _SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the key pulumi marks secret values with
 _SECRET_VALUE = rpc._special_secret_sig  # noqa: SLF001
@@ -37,6 +41,40 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+#: What a secret value is shown as wherever a recording is written or printed.
+SECRET_MASK = "[secret]"
+
+
+def plain(value: Any) -> Any:
+    """A value as it may be shown and stored: secret values masked, assets and archives as what they are (a
+    directory or file and the digest of its content) rather than a Python repr."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _SECRET_VALUE:
+            return SECRET_MASK
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, pulumi.FileArchive):
+        return {"directory": str(value.path), "digest": directory_digest(value.path)}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: plain(item) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(str(value.path))
+        return {"file": str(path), "digest": _file_digest(path)}
+    if isinstance(value, pulumi.StringAsset):
+        return {"text": "sha256:" + hashlib.sha256(value.text.encode()).hexdigest()[:16]}
+    if isinstance(value, pulumi.RemoteAsset | pulumi.RemoteArchive):
+        return {"uri": value.uri}
+    return value
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
 
 
 def _has_secret(value: Any) -> bool:
@@ -146,6 +184,19 @@ class OdeMocks(pulumi.runtime.Mocks):
         elif t == "aws:ec2/vpcEndpoint:VpcEndpoint":
             rid = f"vpce-{key}"
             state.update(arn=self._arn("ec2", f"vpc-endpoint/{rid}"))
+            if inputs.get("vpcEndpointType") == "Gateway":
+                state.update(prefixListId=f"pl-{_short(inputs.get('serviceName', rid))}")
+        elif t == "aws:ecr/repository:Repository":
+            rid = name
+            state.update(name=name, arn=self._arn("ecr", f"repository/{name}"), registryId=acct,
+                         repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{name}")
+        elif t == "docker-build:index:Image":
+            # The digest follows the build context's content, as a real build of the same files would.
+            location = (inputs.get("context") or {}).get("location") or ""
+            digest = "sha256:" + hashlib.sha256(directory_digest(location).encode()).hexdigest()
+            first = (inputs.get("tags") or [f"{args.name}:latest"])[0]
+            rid = digest
+            state.update(digest=digest, ref=f"{first.rsplit(':', 1)[0]}@{digest}", contextHash=digest[7:23])
         elif t == "aws:ec2/flowLog:FlowLog":
             rid = f"fl-{key}"
         elif t == "aws:lb/loadBalancer:LoadBalancer":
@@ -191,13 +242,23 @@ class OdeMocks(pulumi.runtime.Mocks):
             return {"name": self.region, "region": self.region, "id": self.region}, []
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if token == "aws:ec2/getPrefixList:getPrefixList":
+            name = args.args.get("name") or "prefix-list"
+            return {"id": f"pl-{_short(name)}", "prefixListId": f"pl-{_short(name)}", "name": name,
+                    "cidrBlocks": ["52.216.0.0/15"]}, []
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            registry = args.args.get("registryId") or self.account
+            return {"id": registry, "userName": "AWS", "password": "mock-ecr-token",
+                    "authorizationToken": "QVdTOm1vY2stZWNyLXRva2Vu", "expiresAt": "2099-01-01T00:00:00Z",
+                    "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com"}, []
         return {}, []
 
 
 @dataclass
 class RecordedResource:
-    """One resource a program registered: its type, name, parent's name (None for the stack's children) and
-    inputs (secret values unwrapped: never print them)."""
+    """One resource a program registered: its type, name, parent's name (None for the stack's children), inputs
+    (secret values masked as ``[secret]``, assets as their directory or file and digest) and the names of the
+    resources it depends on (``depends_on`` and those its inputs come from)."""
 
     type: str
     name: str
@@ -206,6 +267,9 @@ class RecordedResource:
     protect: bool = False
     retain_on_delete: bool = False
     custom: bool = True
+    dependencies: list[str] = field(default_factory=list)
+    #: The inputs with secret values in place, for in-process policy rules only: never written or printed.
+    checked_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -244,10 +308,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             self._names[response.urn] = request.name
             inputs = rpc.deserialize_properties(request.object) if request.object else {}
             parent = self._names.get(request.parent) if request.parent else None
+            urns = set(request.dependencies)
+            for deps in request.propertyDependencies.values():
+                urns.update(deps.urns)
+            depends = sorted({self._names[u] for u in urns if u in self._names} - {request.name})
             self.recording.resources.append(RecordedResource(
-                type=request.type, name=request.name, parent=parent, inputs=unwrap(dict(inputs)),
+                type=request.type, name=request.name, parent=parent, inputs=plain(dict(inputs)),
                 protect=bool(request.protect), retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
-                custom=bool(request.custom)))
+                custom=bool(request.custom), dependencies=depends, checked_inputs=plain(unwrap(dict(inputs)))))
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802

@@ -23,6 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from components._names import bucket_name
+
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
 from ._base import (
@@ -66,7 +68,7 @@ def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, d
         elif iface.kind == "table":
             values = {"name": f"{base}-{name}", "arn": f"arn:aws:dynamodb:{region}:{acct}:table/{base}-{name}"}
         elif iface.kind == "bucket":
-            bucket = f"{base}-{name}"[:56].lower() + f"-{key[:6]}"
+            bucket = bucket_name(spec.project, spec.env, spec.context, name, acct)  # what the program creates
             values = {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}
         elif iface.kind == "queue":
             values = {"name": f"{base}-{name}", "url": f"https://sqs.{region}.amazonaws.com/{acct}/{base}-{name}",
@@ -75,7 +77,8 @@ def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, d
             values = {"name": f"{base}-{name}", "arn": f"arn:aws:states:{region}:{acct}:stateMachine:{base}-{name}"}
         elif iface.kind == "network":
             values = {"vpc_id": f"vpc-{key}", "private_subnet_ids": [f"subnet-{key[:6]}a{i}" for i in range(2)],
-                      "security_group_id": f"sg-{key}"}
+                      "security_group_id": f"sg-{key}",
+                      "cidr": ctx.settings_for(spec.settings_env).get("cidr", "10.0.0.0/16")}
         else:  # secret
             values = {"name": f"{base}/{name}",
                       "arn": f"arn:aws:secretsmanager:{region}:{acct}:secret:{base}/{name}-{key[:6]}"}
@@ -152,7 +155,8 @@ class SimulatedEngine:
         self.dir.mkdir(parents=True, exist_ok=True)
         public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
         state = {"outputs": public, "secret_outputs": sorted(result.secret_outputs),
-                 "resources": [{k: v for k, v in asdict(r).items() if k != "op"} for r in result.resources]}
+                 "resources": [{k: v for k, v in asdict(r).items() if k not in ("op", "checked_inputs")}
+                               for r in result.resources]}
         tmp = self._path(spec).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, sort_keys=True, default=str))
         os.replace(tmp, self._path(spec))

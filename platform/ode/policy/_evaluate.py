@@ -188,7 +188,10 @@ def resources_from(changes: Iterable[Any]) -> list[Res]:
     for c in items:
         if c.type == "pulumi:providers:aws":
             default_tags = provider_default_tags(c.inputs)
-    return [Res(c.type, c.name, c.inputs, c.parent, getattr(c, "dependencies", None), default_tags) for c in items
+    # Rules judge the real values (a policy naming a secret output's ARN is still a policy): the unmasked inputs
+    # where the engine kept them in memory, never anything written.
+    return [Res(c.type, c.name, getattr(c, "checked_inputs", None) or c.inputs, c.parent,
+                getattr(c, "dependencies", None), default_tags) for c in items
             if not c.type.startswith("pulumi:providers:")]
 
 

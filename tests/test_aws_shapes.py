@@ -1,0 +1,99 @@
+"""Evidence that what ode deploys is accepted by AWS's API: the whole sample (dev and prod), as the simulated
+engine records it, created in moto through boto3 in dependency order, each call checked against botocore's model
+first (see tests/aws_deploy.py). Bounded: everything runs in-process (moto's mock_aws), no server, no network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ode.contracts import load_library
+from ode.engines import ResourceChange
+from ode.orchestrator import Orchestrator
+from ode.registry import Registry
+
+from .aws_deploy import Deployment, Rejected, deploy_stack, order
+from .conftest import SAMPLE
+from .test_components import Keeper, SimulatedEngine
+
+moto = pytest.importorskip("moto", reason="moto is in the test extra")
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                       # the ECS execution role attaches an AWS-managed policy, which moto loads only when asked
+                       "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+_RECORDED: dict[str, tuple[list[str], Keeper]] = {}
+
+
+def recorded(state: Path, env: str) -> tuple[list[str], Keeper]:
+    """The sample's stacks in ``env`` as the simulated engine records them (once per test session)."""
+    if env not in _RECORDED:
+        library = load_library(SAMPLE)
+        engine = Keeper(SimulatedEngine(library, state))
+        result = Orchestrator(library, Registry(state), engine, parallel=1).up(env)  # type: ignore[arg-type]
+        assert result.ok, [(s.stack, s.error) for s in result.stacks if s.error]
+        _RECORDED[env] = ([s.context for s in result.stacks], engine)
+    return _RECORDED[env]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_whole_sample_deploys_into_aws_api_shapes(tmp_path: Path, env: str) -> None:
+    order_of_stacks, engine = recorded(tmp_path, env)
+    place = load_library(SAMPLE).environment(env)
+    with moto.mock_aws():
+        deployment = Deployment(account=place.account, region=place.region)
+        for context in order_of_stacks:
+            deploy_stack(deployment, engine.results[context].resources)
+        made = sum(len([r for r in engine.results[c].resources if not r.type.startswith(("pulumi:", "ode:"))])
+                   for c in order_of_stacks)
+        assert deployment.calls >= made
+        # what was made is really there, with what the contracts asked for
+        functions = deployment.client("lambda").list_functions()["Functions"]
+        assert {f["TracingConfig"]["Mode"] for f in functions} == {"Active"}
+        services = deployment.client("ecs").list_services(cluster=f"shop-{env}-storefront-cluster")["serviceArns"]
+        assert len(services) == 1
+    assert os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] == "true"
+
+
+def test_the_deployer_catches_what_aws_refuses(tmp_path: Path) -> None:
+    """The checks the evidence relies on fail where AWS would: an enum AWS does not know, a traced function whose
+    role cannot send traces, an ECS service created before its listener."""
+    _, engine = recorded(tmp_path, "dev")
+    storefront = engine.results["storefront"].resources
+    network = engine.results["network"].resources
+    with moto.mock_aws():
+        d = Deployment(account="111111111111", region="us-east-1")
+        deploy_stack(d, network)
+        without_listener = [ResourceChange(r.type, r.name, r.parent, r.inputs, r.op,
+                                           [x for x in r.dependencies if x != "storefront-http"])
+                            for r in storefront]
+        assert order(without_listener).index(next(r for r in without_listener
+                                                  if r.type == "aws:ecs/service:Service")) < \
+            order(without_listener).index(next(r for r in without_listener if r.type == "aws:lb/listener:Listener"))
+        with pytest.raises(Rejected, match="does not have an associated load balancer"):
+            deploy_stack(d, without_listener)
+    orders = engine.results["orders"].resources
+    untraceable = [ResourceChange(r.type, r.name, r.parent, {**r.inputs, "policy": r.inputs["policy"].replace(
+        "xray:PutTraceSegments", "xray:GetSamplingRules")} if r.type == "aws:iam/rolePolicy:RolePolicy"
+        else r.inputs, r.op, r.dependencies) for r in orders]
+    bad_runtime = [ResourceChange(r.type, r.name, r.parent, {**r.inputs, "billingMode": "ON_DEMAND"}
+                                  if r.type == "aws:dynamodb/table:Table" else r.inputs, r.op, r.dependencies)
+                   for r in orders]
+    for broken, message in ((untraceable, "lacks xray:PutTraceSegments"),
+                            (bad_runtime, "'ON_DEMAND' is not one of")):
+        with moto.mock_aws():
+            d = Deployment(account="111111111111", region="us-east-1")
+            deploy_stack(d, engine.results["shared-bus"].resources)  # where its rules live
+            with pytest.raises(Rejected, match=message):
+                deploy_stack(d, broken)

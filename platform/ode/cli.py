@@ -362,7 +362,8 @@ def split_names(text: str | None) -> list[str] | None:
 
 
 from . import cli_env  # noqa: E402,F401  - registers `ode env`, `ode gc`, `ode affected`
-from . import cli_contracts  # noqa: E402,F401  - registers `ode components`, `init`, `diff`, `import`, `catalog`
+
+from . import cli_contracts  # noqa: E402,F401  # isort: skip  - registers components, init, diff, import, catalog
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ode.cli`: run the registered module's group
     from ode.cli import main as _main

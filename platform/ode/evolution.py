@@ -227,7 +227,8 @@ def schema_changes(old: Any, new: Any, where: str = "") -> Iterator[tuple[str, s
         if gained:
             yield "enum-widened", f"{here}: now also allows {gained}"
     for key in _LOWER_BOUNDS:
-        o, n = old.get(key), new.get(key)
+        o: Any = old.get(key)
+        n: Any = new.get(key)
         if _num(n) and (not _num(o) or n > o):
             yield "constraint-tightened", f"{here}: {key} {o} -> {n}"
         elif _num(o) and (not _num(n) or n < o):
@@ -245,8 +246,8 @@ def schema_changes(old: Any, new: Any, where: str = "") -> Iterator[tuple[str, s
             yield "constraint-relaxed", f"{here}: {key} {old[key]!r} dropped"
     if old.get("additionalProperties", True) is not False and new.get("additionalProperties", True) is False:
         yield "constraint-tightened", f"{here}: additionalProperties now false"
-    old_props = old.get("properties") if isinstance(old.get("properties"), dict) else {}
-    new_props = new.get("properties") if isinstance(new.get("properties"), dict) else {}
+    old_props: dict[str, Any] = old["properties"] if isinstance(old.get("properties"), dict) else {}
+    new_props: dict[str, Any] = new["properties"] if isinstance(new.get("properties"), dict) else {}
     prefix = f"{where}." if where else ""
     for name in old_props:
         if name not in new_props:
@@ -332,8 +333,8 @@ def diff_libraries(old: ContractLibrary | None, new: ContractLibrary, since: str
             keys |= {(c, i) for c, ctx in lib.contexts.items() for i in ctx.provides}
     reports = []
     for context, name in sorted(keys):
-        before = old.interface(context, name) if old is not None else None
-        after = new.interface(context, name)
+        before: Any = old.interface(context, name) if old is not None else None
+        after: Any = new.interface(context, name)
         changes = interface_changes(context, name, before, after)
         if not changes:
             continue

@@ -166,8 +166,19 @@ def {step}(state: dict[str, Any], context: Any = None) -> dict[str, Any]:
 '''
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML whose multi-line strings (a Backstage API definition) are literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def _yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
 
 
 def init_contract(name: str, kind: str, directory: Path, code_dir: Path | None = None,
@@ -230,7 +241,8 @@ def _settings_comment(kind: str, written: dict[str, Any]) -> str:
     for s in settings_table(kind):
         if s["name"] not in written and not s["required"]:
             lines.append(f"#   {s['name']}: {json.dumps(s['default'])}    # {s['description']}")
-    lines.append("# consumes:\n#   - {context: other-context, interface: its-interface}   # access and version optional")
+    lines.append("# consumes:")
+    lines.append("#   - {context: other-context, interface: its-interface}   # access and version optional")
     return "\n".join(lines) + "\n"
 
 
@@ -310,8 +322,9 @@ def openapi_contract(spec: Path, context: str, component: str = "serverless-api"
             "component": component, "provides": {_interface_name(name): api}}
 
 
-def read_asyncapi(spec: Path) -> dict[str, Any]:
-    """An AsyncAPI 2.x or 3.x document with its ``$ref``s resolved (prance's resolver: local and relative files).
+def read_asyncapi(spec: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An AsyncAPI 2.x or 3.x document with its ``$ref``s resolved (prance's resolver: local and relative files),
+    and as written.
 
     No maintained AsyncAPI parser exists for Python; the checks here are the ones the import needs (the
     ``asyncapi`` version, ``info.version``, channels or operations), each failing with the file named."""
@@ -332,7 +345,7 @@ def read_asyncapi(spec: Path) -> dict[str, Any]:
         resolver.resolve_references()
     except Exception as exc:  # noqa: BLE001 - a broken $ref is the document's mistake, said in one line
         raise UsageError(f"{spec}: a $ref cannot be resolved: {str(exc).splitlines()[0]}") from None
-    return dict(resolver.specs)
+    return dict(resolver.specs), doc
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
@@ -346,31 +359,50 @@ def _messages(value: Any) -> list[dict[str, Any]]:
     return [{"name": k, **m} for k, m in value.items() if isinstance(m, dict)]
 
 
-def asyncapi_messages(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(sent, received) messages of the application an AsyncAPI document describes. In 2.x a channel's
-    ``subscribe`` is what the application sends (the spec speaks from the client's side); 3.x says ``send`` and
-    ``receive``."""
+def _ref_name(item: Any) -> str | None:
+    """The name a ``$ref`` gives its target: the last part of ``#/components/messages/Name``."""
+    if isinstance(item, dict) and isinstance(item.get("$ref"), str):
+        return item["$ref"].rstrip("/").rsplit("/", 1)[-1] or None
+    return None
+
+
+def asyncapi_messages(doc: dict[str, Any], raw: dict[str, Any] | None = None
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(sent, received) messages of the application an AsyncAPI document describes (``doc`` resolved, ``raw`` as
+    written: a message referenced by ``$ref`` is named by it). In 2.x a channel's ``subscribe`` is what the
+    application sends (the spec speaks from the client's side); 3.x says ``send`` and ``receive``."""
+    raw = raw or doc
     sent: list[dict[str, Any]] = []
     received: list[dict[str, Any]] = []
+
+    def named(messages: list[dict[str, Any]], written: Any, channel: str) -> list[dict[str, Any]]:
+        refs = written if isinstance(written, list) else written.get("oneOf") if isinstance(written, dict) else None
+        out = []
+        for i, message in enumerate(messages):
+            ref = _ref_name(refs[i]) if isinstance(refs, list) and i < len(refs) else _ref_name(written)
+            out.append({"channel": channel, **({"name": ref} if ref and "name" not in message else {}), **message})
+        return out
+
     if str(doc.get("asyncapi")).startswith("2."):
         for channel, item in (doc.get("channels") or {}).items():
             if not isinstance(item, dict):
                 continue
+            raw_item = (raw.get("channels") or {}).get(channel) or {}
             for op, bucket in (("subscribe", sent), ("publish", received)):
                 operation = item.get(op)
                 if isinstance(operation, dict):
-                    for message in _messages(operation.get("message")):
-                        bucket.append({"channel": channel, **message})
+                    written = (raw_item.get(op) or {}).get("message") if isinstance(raw_item, dict) else None
+                    bucket.extend(named(_messages(operation.get("message")), written, channel))
     else:
         for op_id, operation in (doc.get("operations") or {}).items():
             if not isinstance(operation, dict):
                 continue
             bucket = sent if operation.get("action") == "send" else received
-            messages = operation.get("messages")
+            raw_op = (raw.get("operations") or {}).get(op_id) or {}
+            messages, written = operation.get("messages"), raw_op.get("messages") if isinstance(raw_op, dict) else None
             if not messages and isinstance(operation.get("channel"), dict):
-                messages = operation["channel"].get("messages")
-            for message in _messages(messages):
-                bucket.append({"channel": op_id, **message})
+                messages, written = operation["channel"].get("messages"), None
+            bucket.extend(named(_messages(messages), written, op_id))
     return sent, received
 
 
@@ -403,10 +435,10 @@ def asyncapi_contract(spec: Path, context: str, library: ContractLibrary | None,
     if "event" not in KINDS[component].provides:
         able = ", ".join(k for k, v in sorted(KINDS.items()) if "event" in v.provides)
         raise UsageError(f"--component: {component} cannot provide events ({able} can)")
-    doc = read_asyncapi(spec)
+    doc, raw = read_asyncapi(spec)
     info = doc["info"]
     version = _semver_of(info.get("version"), str(spec))
-    sent, received = asyncapi_messages(doc)
+    sent, received = asyncapi_messages(doc, raw)
     provides: dict[str, Any] = {}
     for message in sent:
         name = _message_name(message)
@@ -501,6 +533,10 @@ def _api_definition(library: ContractLibrary, context: str, name: str, iface: An
     return f"ode-{iface.kind}", _yaml(iface.model_dump(by_alias=True, exclude_none=True))
 
 
+def _most_common(values: list[str]) -> str | None:
+    return max(sorted(set(values)), key=values.count) if values else None
+
+
 def backstage_catalog(library: ContractLibrary) -> list[dict[str, Any]]:
     """Backstage descriptors: one ``System`` for the project, one ``Component`` per context (owner,
     ``providesApis``, ``consumesApis``, ``dependsOn``) and one ``API`` per interface."""
@@ -508,7 +544,7 @@ def backstage_catalog(library: ContractLibrary) -> list[dict[str, Any]]:
     entities: list[dict[str, Any]] = [{
         "apiVersion": "backstage.io/v1alpha1", "kind": "System",
         "metadata": {"name": system, "description": f"The bounded contexts of {library.project}."},
-        "spec": {"owner": sorted({c.owner for c in library.contexts.values()})[0] if library.contexts else "unknown"},
+        "spec": {"owner": _most_common([c.owner for c in library.contexts.values()]) or "unknown"},
     }]
     for name, ctx in sorted(library.contexts.items()):
         consumed = sorted({api_name(link.producer, link.interface) for link in library.links(name)

@@ -91,10 +91,16 @@ class VersionRange:
     def allows(self, version: Version | str) -> bool:
         """True when ``version`` lies in this range."""
         v = version.text if isinstance(version, Version) else Version.parse(version).text
-        return bool(nodesemver.satisfies(v, self.npm, _LOOSE))
+        return _satisfies(self.npm, v)
 
     def __str__(self) -> str:
         return self.text
+
+
+@lru_cache(maxsize=65536)
+def _satisfies(npm: str, version: str) -> bool:
+    # A library asks the same few (range, version) pairs thousands of times; the library re-parses each time.
+    return bool(nodesemver.satisfies(version, npm, _LOOSE))
 
 
 _RANGE_CHARS = re.compile(r"^[0-9A-Za-z.*^~<>=|, +-]+$")

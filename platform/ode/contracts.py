@@ -8,9 +8,12 @@ the line where it is known, and the field.
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import gc
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -371,14 +374,24 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 def _read_text(path: Path, label: str) -> tuple[str | None, list[ContractError]]:
     """The text of a regular file, without a UTF-8 byte-order mark; an error for anything else."""
     try:
-        if not path.is_file():
-            return None, [ContractError(label, None, "", "is not a regular file")]
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, [ContractError(label, None, "", f"is {size} bytes, larger than a contract may be "
-                                                         f"({MAX_FILE_BYTES} bytes)")]
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what was opened.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None, [ContractError(label, None, "", "is not a regular file")]
+            if info.st_size > MAX_FILE_BYTES:
+                return None, [ContractError(label, None, "", f"is {info.st_size} bytes, larger than a contract "
+                                                             f"may be ({MAX_FILE_BYTES} bytes)")]
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            return None, [ContractError(label, None, "", "is not a regular file")]
         return None, [ContractError(label, None, "", f"cannot be read: {exc.strerror or exc}")]
     try:
         # utf-8-sig drops a byte-order mark that some editors write; it would otherwise glue onto the first key.
@@ -488,10 +501,10 @@ def _positions_of(path: str, mtime_ns: int, size: int) -> _Positions:
 def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
     """The line of the field at ``loc`` (or of its nearest existing parent) in a YAML file."""
     try:
-        stat = path.stat()
+        info = path.stat()
     except OSError:
         return None
-    return _positions_of(str(path), stat.st_mtime_ns, stat.st_size).line(loc)
+    return _positions_of(str(path), info.st_mtime_ns, info.st_size).line(loc)
 
 
 def _field_path(loc: Iterable[str | int]) -> str:
@@ -833,17 +846,21 @@ def _label(root: Path, path: Path, cwd: Path | None = None) -> str:
 def _context_files(root: Path) -> Iterator[Path]:
     """The contract files of a library: ``*.yaml``/``*.yml`` except environments.yaml and dot-files (editors'
     and tools' own), and only regular files: reading a FIFO or a device would block or never end."""
-    for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or path.suffix not in (".yaml", ".yml"):
-            continue
-        if path.name in (ENVIRONMENTS_FILE, "environments.yml"):
-            continue
-        try:
-            if not path.is_file():
+    with os.scandir(root) as entries:
+        names = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not name.endswith((".yaml", ".yml")):
                 continue
-        except OSError:
-            continue
-        yield path
+            if name in (ENVIRONMENTS_FILE, "environments.yml"):
+                continue
+            try:
+                if entry.is_file():  # follows symlinks; no extra system call where the directory says the type
+                    names.append(name)
+            except OSError:
+                continue
+    for name in sorted(names):
+        yield root / name
 
 
 _CONTEXT_LINE = re.compile(r"^context:[ \t]*[\"']?([a-z][a-z0-9-]{0,31})[\"']?[ \t]*(?:#.*)?$", re.M)
@@ -886,9 +903,10 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
     files: dict[str, Path] = {}
     broken: set[str] = set()
     labels: dict[str, str] = {}
-    cwd = Path.cwd()
+    # Every file lies in root: name them from root's label instead of relating each path to the cwd again.
+    root_label = _label(root, root, Path.cwd())
     for path in _context_files(root):
-        label = _label(root, path, cwd)
+        label = path.name if root_label == "." else os.path.join(root_label, path.name)
         data, errs = _read_yaml(path, label)
         if errs:
             errors.extend(errs)

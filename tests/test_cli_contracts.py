@@ -346,3 +346,19 @@ def test_catalog_backstage() -> None:
     assert apis["orders-OrderPlaced"]["spec"]["type"] == "asyncapi"
     for api in apis.values():
         assert api["spec"]["owner"] and api["spec"]["definition"]
+
+
+# -- the reference ----------------------------------------------------------------------------------------------
+
+
+def test_reference_is_in_the_repository_and_documents_every_diff_rule() -> None:
+    from ode.evolution import RULES
+
+    root = SAMPLE.parent
+    assert "(docs/contracts.md)" in (root / "README.md").read_text()
+    reference = (root / "docs" / "contracts.md").read_text()
+    for rule in RULES:
+        assert f"`{rule}`" in reference, rule
+    for heading in ("## A bounded context", "## Interface kinds", "## environments.yaml", "## What is an error",
+                    "## Versions and ranges", "## Evolving an interface"):
+        assert heading in reference

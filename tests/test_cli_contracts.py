@@ -362,3 +362,28 @@ def test_reference_is_in_the_repository_and_documents_every_diff_rule() -> None:
     for heading in ("## A bounded context", "## Interface kinds", "## environments.yaml", "## What is an error",
                     "## Versions and ranges", "## Evolving an interface"):
         assert heading in reference
+
+
+def test_diff_refuses_a_working_tree_file_with_errors(repo: Path) -> None:
+    def break_routes(data: dict[str, Any]) -> None:
+        data["provides"]["orders-api"]["routes"] = ["FETCH /orders"]
+    edit(repo / "contracts" / "orders.yaml", break_routes)
+    result = ode("diff", "--since", "HEAD", "--contracts", str(repo / "contracts"))
+    assert result.exit_code != 0
+    assert "orders.yaml" in result.stderr and "routes" in result.stderr
+    assert "removed" not in result.stdout  # not mistaken for a removed interface
+
+
+def test_diff_of_a_library_at_the_repository_root(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = tmp_path / "lib"
+    shutil.copytree(SAMPLE, root)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "library")
+    edit(root / "payments.yaml", lambda d: d["provides"].pop("PaymentCaptured"))
+    data = json.loads(ode("diff", "--since", "HEAD", "--format", "json", "--contracts", str(root)).stdout)
+    (report,) = data["interfaces"]
+    assert report["interface"] == "PaymentCaptured" and report["verdict"] == "error"
+    assert {"orders", "fulfilment"} <= set(report["consumers"])

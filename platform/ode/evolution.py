@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._versions import Version, VersionRange
-from .contracts import ACCESS, ContractLibrary, _line_of, read_library
+from .contracts import ACCESS, ContractErrors, ContractLibrary, _line_of, read_library
 from .errors import OdeError, UsageError
 
 #: Rule id -> (breaking?, what it means). The ids are stable: SARIF results and JSON output name them.
@@ -396,23 +396,27 @@ def library_at(contracts: Path, ref: str, into: Path) -> ContractLibrary | None:
     except UsageError:
         raise UsageError(f"--since: git does not know the ref {ref!r}") from None
     relative = contracts.relative_to(top.resolve()).as_posix() or "."
-    listed = _git(top, "ls-tree", "--name-only", ref, "--", relative if relative != "." else "").strip()
-    if not listed:
-        return None
+    pathspec = [] if relative == "." else ["--", relative]
+    if not _git(top, "ls-tree", "--name-only", ref, *pathspec).strip():
+        return None  # the library did not exist then: everything in it is new
     archive = into / "library.tar"
-    archive.write_bytes(_git(top, "archive", "--format=tar", ref, "--", relative, binary=True))
+    archive.write_bytes(_git(top, "archive", "--format=tar", ref, *pathspec, binary=True))
     with tarfile.open(archive) as tar:
         tar.extractall(into / "tree", filter="data")
-    library, _errors = read_library(into / "tree" / relative)
+    library, errors = read_library(into / "tree" / relative)
+    if library is None:
+        reason = next((e.message for e in errors), "no environments.yaml")
+        raise DiffError(f"the library at {ref} cannot be read ({relative}/environments.yaml: {reason})")
     return library
 
 
 def diff_since(contracts: Path, ref: str) -> DiffReport:
     """Compare the library at git ``ref`` with the working tree's (see :func:`diff_libraries`)."""
     new, errors = read_library(contracts)
-    if new is None:
-        raise DiffError(f"{contracts}: the working tree's library cannot be read: "
-                        + "; ".join(str(e) for e in errors[:3]))
+    if errors or new is None:
+        # A file with errors of its own would look like removed interfaces: say what to fix instead. (Cross-file
+        # errors are fine here: a consumer outside a new major version's range is what diff reports.)
+        raise ContractErrors(errors)
     with tempfile.TemporaryDirectory(prefix="ode-diff-") as tmp:
         old = library_at(contracts, ref, Path(tmp))
         return diff_libraries(old, new, ref)

@@ -70,6 +70,15 @@ def test_init_writes_a_contract_that_validates_unchanged(tmp_path: Path, kind: s
             assert (lib / settings["code"]).resolve() == code.parent.resolve()
 
 
+def test_init_starts_a_new_library(tmp_path: Path) -> None:
+    lib = tmp_path / "fresh"
+    result = ode("init", "billing", "--component", "event-worker", "--dir", str(lib))
+    assert result.exit_code == 0, result.output
+    library = load_library(lib)  # environments.yaml written too: the new library validates as it is
+    assert list(library.contexts) == ["billing"] and "dev" in library.environments.environments
+    assert (tmp_path / "services" / "billing" / "index.py").exists()
+
+
 def test_init_refuses_to_overwrite_and_bad_names(tmp_path: Path) -> None:
     lib = tmp_path / "contracts"
     shutil.copytree(SAMPLE, lib)

@@ -19,7 +19,7 @@ import yaml_rs
 from components.kinds import KINDS
 
 from ._versions import is_version
-from .contracts import ACCESS, NAME_PATTERN, ContractLibrary, is_deploy_kind
+from .contracts import ACCESS, ENVIRONMENTS_FILE, NAME_PATTERN, ContractLibrary, is_deploy_kind
 from .errors import UsageError
 
 #: The kinds that run the team's own code in Lambda (``ode init`` writes them a code directory).
@@ -233,7 +233,31 @@ def init_contract(name: str, kind: str, directory: Path, code_dir: Path | None =
     directory.mkdir(parents=True, exist_ok=True)
     target.write_text(header + _yaml(contract) + _settings_comment(kind, settings))
     written.insert(0, target)
+    environments = directory / ENVIRONMENTS_FILE
+    if not environments.exists():
+        # A new library: without its environments no contract in it validates.
+        environments.write_text(_ENVIRONMENTS.format(project=_project_name(directory)))
+        written.append(environments)
     return written
+
+
+_ENVIRONMENTS = """\
+# The environments of this library (docs/contracts.md, "environments.yaml"): put your AWS accounts here.
+project: {project}
+environments:
+  dev: {{account: "111111111111", region: us-east-1}}
+ephemeral:
+  base: dev
+  ttl: 8h
+  max_ttl: 72h
+"""
+
+
+def _project_name(directory: Path) -> str:
+    name = directory.resolve().name
+    if name in ("contracts", ""):
+        name = directory.resolve().parent.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:100] or "project"
 
 
 def _settings_comment(kind: str, written: dict[str, Any]) -> str:

@@ -877,6 +877,9 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
     """Read and validate each file of a library on its own; return the library (None when environments.yaml
     is unusable) and the errors of the files, without the cross-file checks."""
     root = Path(root)
+    # Line lookups are cached per file for one reading of the library; a new reading starts afresh, so that a file
+    # rewritten within the clock's resolution is never named with its old lines.
+    _positions_of.cache_clear()
     if not root.is_dir():
         return None, [ContractError(str(root), None, "", "is not a directory of contracts")]
     errors: list[ContractError] = []

@@ -314,3 +314,17 @@ def test_any_yaml_value_as_environments_or_contract(tmp_path_factory: pytest.Tem
     (root / "environments.yaml").write_text(yaml.safe_dump(data))
     (root / "c.yaml").write_text(yaml.safe_dump(data))
     _check_errors(root)
+
+
+def test_errors_in_environments_yaml_do_not_hide_the_contracts_errors(tmp_path: Path) -> None:
+    env = {"projct": "shop", "environments": {"dev": {"acount": "111111111111", "region": "us-east-1"},
+                                              "prod": {"account": "33", "region": "eu-west-1"}},
+           "ephemeral": {"base": "dev", "tll": "8h"}}
+    root = write_library(tmp_path, [context("a", "serverless-api", settings={"memri_mb": 1},
+                                            environments=["dev", "prod"])], environments=env)
+    errors = errors_of(root)
+    one(errors, "environments.yaml", "projct", "did you mean 'project'?")
+    one(errors, "environments.yaml", "environments.dev.acount", "did you mean 'account'?")
+    one(errors, "environments.yaml", "ephemeral.tll", "did you mean 'ttl'?")
+    one(errors, "a.yaml", "settings.memri_mb", "did you mean 'memory_mb'?")
+    assert not [e for e in errors if "is not in environments.yaml" in e.message]

@@ -896,12 +896,7 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
                 env_file = EnvironmentsFile.model_validate(data if data is not None else {})
             except ValidationError as exc:
                 errors.extend(_validation_errors(exc, env_path, env_label, EnvironmentsFile, data))
-                # Without its ephemeral policy the file may still say enough to check the contexts.
-                if isinstance(data, dict) and "ephemeral" in data:
-                    try:
-                        env_file = EnvironmentsFile.model_validate({**data, "ephemeral": None})
-                    except ValidationError:
-                        pass
+                env_file = _salvage_environments(data, exc)
     contexts: dict[str, Context] = {}
     files: dict[str, Path] = {}
     broken: set[str] = set()
@@ -944,6 +939,39 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
 
 
 _PLACEHOLDERS = {"owner": "?", "version": "0.0.0"}
+#: Stand-ins for the fields of an environment whose own errors are reported already.
+_ENV_PLACEHOLDERS = {"project": "project", "account": "000000000000", "region": "us-east-1", "protected": False,
+                     "role_arn": None}
+
+
+def _salvage_environments(data: Any, exc: ValidationError) -> EnvironmentsFile | None:
+    """What environments.yaml still says when it has errors: the ephemeral policy dropped, bad fields replaced by
+    stand-ins, unknown fields dropped, so that the contracts are still checked against its environments (and a
+    typo in one account does not turn into "environment 'dev' is not in environments.yaml" everywhere)."""
+    if not isinstance(data, dict):
+        return None
+    fixed: dict[str, Any] = {**data, "ephemeral": None}
+    envs = fixed.get("environments")
+    if isinstance(envs, dict):
+        envs = fixed["environments"] = {k: dict(v) if isinstance(v, dict) else {} for k, v in envs.items()}
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if loc and loc[0] == "project":
+            fixed["project"] = _ENV_PLACEHOLDERS["project"]
+        elif len(loc) == 1 and err["type"] == "extra_forbidden":
+            fixed.pop(loc[0], None)  # type: ignore[arg-type]
+        elif len(loc) == 3 and loc[0] == "environments" and isinstance(envs, dict) and loc[1] in envs:
+            entry = envs[loc[1]]  # type: ignore[index]
+            if err["type"] == "extra_forbidden":
+                entry.pop(loc[2], None)
+            elif loc[2] in _ENV_PLACEHOLDERS:
+                entry[str(loc[2])] = _ENV_PLACEHOLDERS[str(loc[2])]
+        elif len(loc) == 2 and loc[0] == "environments" and isinstance(envs, dict):
+            envs.pop(loc[1], None)  # type: ignore[call-overload]
+    try:
+        return EnvironmentsFile.model_validate(fixed)
+    except ValidationError:
+        return None
 
 
 def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:

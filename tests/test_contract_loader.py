@@ -258,6 +258,7 @@ def _check_errors(root: Path) -> None:
 
 _YAML_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
 _SAMPLE_TEXTS = sorted(p.read_text() for p in SAMPLE.glob("*.yaml") if p.name != "environments.yaml")
+_ENV_TEXT = (SAMPLE / "environments.yaml").read_text()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -269,8 +270,8 @@ def test_random_text_never_crashes_the_loader(tmp_path_factory: pytest.TempPathF
 
 
 @st.composite
-def _mutated(draw: st.DrawFn) -> str:
-    text = draw(st.sampled_from(_SAMPLE_TEXTS))
+def _mutated(draw: st.DrawFn, texts: list[str] = _SAMPLE_TEXTS) -> str:
+    text = draw(st.sampled_from(texts))
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["delete", "insert", "replace", "dup", "cut"]))
         if not text:
@@ -328,3 +329,15 @@ def test_errors_in_environments_yaml_do_not_hide_the_contracts_errors(tmp_path: 
     one(errors, "environments.yaml", "ephemeral.tll", "did you mean 'ttl'?")
     one(errors, "a.yaml", "settings.memri_mb", "did you mean 'memory_mb'?")
     assert not [e for e in errors if "is not in environments.yaml" in e.message]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(env_text=_mutated([_ENV_TEXT]), text=_mutated())
+def test_mutated_environments_never_crash_the_loader(tmp_path_factory: pytest.TempPathFactory, env_text: str,
+                                                     text: str) -> None:
+    root = tmp_path_factory.mktemp("lib")
+    for path in SAMPLE.glob("*.yaml"):
+        (root / path.name).write_text(path.read_text())
+    (root / "environments.yaml").write_text(env_text, encoding="utf-8", errors="surrogatepass")
+    (root / "m.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
+    _check_errors(root)

@@ -146,7 +146,7 @@ def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
               show_default=True, help="Schema of a context file or of environments.yaml.")
 @common_options
 def schema(common: Common, which: str) -> None:
-    """Print the JSON Schema of a contract file, for editors."""
+    """Print the JSON Schema of a contract file, for editors: `settings` and `overrides` checked per component."""
     from .contracts import json_schema
 
     common.emit(json_schema(which))  # type: ignore[arg-type]

@@ -396,3 +396,50 @@ def test_diff_of_a_library_at_the_repository_root(tmp_path: Path) -> None:
     (report,) = data["interfaces"]
     assert report["interface"] == "PaymentCaptured" and report["verdict"] == "error"
     assert {"orders", "fulfilment"} <= set(report["consumers"])
+
+
+def test_diff_of_http_payloads(repo: Path) -> None:
+    def describe(data: dict[str, Any]) -> None:
+        data["provides"]["orders-api"]["payloads"] = {"POST /orders": {
+            "request": {"type": "object", "required": ["items"], "properties": {
+                "items": {"type": "array"}, "note": {"type": "string"}}},
+            "response": {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string"}}},
+        }}
+    edit(repo / "contracts" / "orders.yaml", describe)
+    git(repo, "commit", "-qam", "payloads")
+
+    def change(data: dict[str, Any]) -> None:
+        payload = data["provides"]["orders-api"]["payloads"]["POST /orders"]
+        payload["request"]["required"] = ["items", "customer"]  # what consumers send must now carry more
+        payload["request"]["properties"]["customer"] = {"type": "string"}
+        del payload["response"]["properties"]["order_id"]  # what consumers read is gone
+        payload["response"]["required"] = []
+    edit(repo / "contracts" / "orders.yaml", change)
+    result = ode("diff", "--since", "HEAD", "--format", "json", "--contracts", str(repo / "contracts"))
+    assert result.exit_code == 1
+    (report,) = json.loads(result.stdout)["interfaces"]
+    found = {(c["rule"], c["detail"].split(":")[0]) for c in report["changes"]}
+    assert ("required-added", "POST /orders request") in found
+    assert ("property-removed", "POST /orders response") in found
+    assert "storefront" in report["consumers"]
+
+
+def test_payloads_name_listed_routes(lib: Path) -> None:
+    edit(lib / "orders.yaml", lambda d: d["provides"]["orders-api"].update(
+        payloads={"GET /order": {"response": {"type": "object"}}}))
+    result = ode("validate", "--contracts", str(lib))
+    assert result.exit_code != 0
+    assert "provides.orders-api.payloads: 'GET /order' is not one of the routes" in result.stderr
+
+
+def test_import_openapi_keeps_request_and_response_schemas(lib: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "billing.yaml"
+    spec.write_text(OPENAPI.replace(
+        "    post: {responses: {\"201\": {description: created}}}",
+        "    post:\n      requestBody: {content: {application/json: {schema: {type: object, required: [amount]}}}}\n"
+        "      responses: {\"201\": {description: created}}"))
+    assert ode("import", "openapi", str(spec), "--context", "billing", "--contracts", str(lib)).exit_code == 0
+    api = load_library(lib).contexts["billing"].provides["billing-api"]
+    payloads = api.payloads  # type: ignore[union-attr]
+    assert payloads["POST /invoices"].request == {"type": "object", "required": ["amount"]}
+    assert payloads["GET /invoices"].response == {"type": "object"}  # the $ref resolved

@@ -142,9 +142,19 @@ class EventInterface(_InterfaceBase):
 _ROUTE = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /[^\s]*$")
 
 
+class RoutePayload(_Input):
+    """What one route of an HTTP API takes and gives, as JSON Schemas (checked by ``ode diff``)."""
+
+    request: dict[str, Any] | None = Field(None, description="JSON Schema of the body a consumer sends.")
+    response: dict[str, Any] | None = Field(None, description="JSON Schema of the body a consumer gets back.")
+
+
 class HttpApiInterface(_InterfaceBase):
     kind: Literal["http-api"] = Field(description="An API Gateway HTTP API.")
     routes: list[str] = Field(default_factory=list, description="Routes, as 'METHOD /path/{param}'.")
+    payloads: dict[str, RoutePayload] = Field(
+        default_factory=dict, description="Per route (as listed in `routes`): the request and response bodies."
+    )
 
     @field_validator("routes")
     @classmethod
@@ -155,6 +165,13 @@ class HttpApiInterface(_InterfaceBase):
         if len(set(value)) != len(value):
             raise ValueError("a route is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _payloads_of_routes(self) -> HttpApiInterface:
+        for route in self.payloads:
+            if route not in self.routes:
+                raise ValueError(f"payloads: {route!r} is not one of the routes ({', '.join(self.routes) or 'none'})")
+        return self
 
 
 class TableInterface(_InterfaceBase):
@@ -586,9 +603,11 @@ def _validation_errors(exc: ValidationError, path: Path, label: str, model: type
         message = err["msg"].removeprefix("Value error, ")
         # A model validator names its own field inside the message ("consumes[2]: ..."): lift it out.
         match = re.match(r"^([A-Za-z0-9_.\[\]-]+): (.*)$", message, re.S)
-        if match and err["type"] == "value_error" and not loc:
-            field_name, message = match.group(1), match.group(2)
-            loc = _loc_from_path(field_name)
+        if match and err["type"] == "value_error":
+            named = _loc_from_path(match.group(1))
+            here = _fields_at(model, (*loc, ""), data) if model is not None and loc else None
+            if not loc or (here and named and named[0] in here):
+                loc, message = (*loc, *named), match.group(2)
         if err["type"] == "extra_forbidden":
             allowed = _fields_at(model, loc, data) if model is not None and loc else None
             if allowed:

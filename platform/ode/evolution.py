@@ -5,9 +5,10 @@ The rules are written once here and documented in ``docs/contracts.md`` ("Evolvi
 
 * an interface removed, its kind changed, an access its consumers use no longer allowed, a route removed, a key of
   a table or the FIFO-ness of a queue changed: **breaking**;
-* an event's payload schema that no longer accepts what it accepted: a property removed or retyped, an enum
-  narrowed, a property newly required (or no longer required: consumers read it), a constraint tightened
-  (``minimum``, ``maxLength``, ``pattern``, ``additionalProperties: false``...): **breaking**;
+* an event's payload schema, or an HTTP route's request or response schema (``payloads``), that no longer accepts
+  what it accepted: a property removed or retyped, an enum narrowed, a property newly required (or, in what
+  consumers read, no longer required), a constraint tightened (``minimum``, ``maxLength``, ``pattern``,
+  ``additionalProperties: false``...): **breaking**; a response schema removed: **breaking**;
 * anything added (an interface, a route, an optional property, an enum value): **compatible**.
 
 A breaking change needs a new major version of that interface. Without one it is an error that names the interface,
@@ -42,7 +43,9 @@ RULES: dict[str, tuple[bool, str]] = {
     "required-added": (True, "a payload property became required"),
     "required-removed": (True, "a payload property is no longer required: consumers that read it may miss it"),
     "constraint-tightened": (True, "a payload constraint became stricter"),
+    "payload-removed": (True, "a route's response schema was removed: consumers lose what they read"),
     "interface-added": (False, "an interface was added"),
+    "payload-described": (False, "a route's request or response schema was first written down"),
     "route-added": (False, "an HTTP route was added"),
     "property-added": (False, "an optional payload property was added"),
     "enum-widened": (False, "a payload enum gained values"),
@@ -301,6 +304,8 @@ def interface_changes(context: str, name: str, old: Any, new: Any) -> list[Chang
         for route in n.get("routes", []):
             if route not in o.get("routes", []):
                 changes.append(Change("route-added", context, name, f"route {route!r} added"))
+    if old.kind == "http-api":
+        changes.extend(_payload_changes(context, name, o.get("payloads") or {}, n.get("payloads") or {}))
     if old.kind == "table":
         for key in ("partition_key", "sort_key"):
             if o.get(key) != n.get(key):
@@ -311,6 +316,26 @@ def interface_changes(context: str, name: str, old: Any, new: Any) -> list[Chang
         for rule, detail in schema_changes(o.get("schema", {}), n.get("schema", {})):
             changes.append(Change(rule, context, name, detail))
     return changes
+
+
+def _payload_changes(context: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> Iterator[Change]:
+    """Changes of the request and response schemas of the routes both versions describe. A request is what
+    consumers send: it may stop requiring a property. A response is what they read, judged like an event."""
+    for route in sorted(set(old) | set(new)):
+        before, after = old.get(route) or {}, new.get(route) or {}
+        for part in ("request", "response"):
+            was, now = before.get(part), after.get(part)
+            where = f"{route} {part}"
+            if was is None and now is not None:
+                yield Change("payload-described", context, name, f"{where}: schema written down")
+            elif was is not None and now is None:
+                if part == "response":
+                    yield Change("payload-removed", context, name, f"{where}: schema removed")
+            elif was is not None and now is not None:
+                for rule, detail in schema_changes(was, now):
+                    if part == "request" and rule == "required-removed":
+                        rule = "constraint-relaxed"
+                    yield Change(rule, context, name, f"{where}: {detail}")
 
 
 def _consumers(library: ContractLibrary | None, context: str, interface: str) -> dict[str, str | None]:

@@ -315,6 +315,38 @@ def read_openapi(spec: Path) -> dict[str, Any]:
     return dict(parser.specification)
 
 
+def _json_schema_of(content: Any) -> dict[str, Any] | None:
+    """The JSON body's schema in an OpenAPI 3 ``content`` map."""
+    if isinstance(content, dict):
+        for media, body in content.items():
+            if "json" in str(media) and isinstance(body, dict) and isinstance(body.get("schema"), dict):
+                return dict(body["schema"])
+    return None
+
+
+def _openapi_payload(operation: Any) -> dict[str, Any]:
+    """``{request, response}`` schemas of one operation (OpenAPI 3 ``requestBody``/``content``, Swagger 2 ``in: body``
+    and ``schema``); the response is the first 2xx one with a JSON body."""
+    if not isinstance(operation, dict):
+        return {}
+    out: dict[str, Any] = {}
+    body = operation.get("requestBody")
+    request = _json_schema_of(body.get("content")) if isinstance(body, dict) else None
+    for parameter in operation.get("parameters") or []:
+        if isinstance(parameter, dict) and parameter.get("in") == "body" and isinstance(parameter.get("schema"), dict):
+            request = dict(parameter["schema"])
+    if request:
+        out["request"] = request
+    for status, answer in sorted((operation.get("responses") or {}).items(), key=lambda kv: str(kv[0])):
+        if str(status).startswith("2") and isinstance(answer, dict):
+            response = _json_schema_of(answer.get("content")) or (
+                dict(answer["schema"]) if isinstance(answer.get("schema"), dict) else None)
+            if response:
+                out["response"] = response
+                break
+    return out
+
+
 def openapi_contract(spec: Path, context: str, component: str = "serverless-api",
                      interface: str | None = None, owner: str | None = None) -> dict[str, Any]:
     """A contract whose ``provides`` holds one ``http-api``: version from ``info.version``, routes from the
@@ -327,6 +359,7 @@ def openapi_contract(spec: Path, context: str, component: str = "serverless-api"
     doc = read_openapi(spec)
     info = doc.get("info") or {}
     routes = []
+    payloads: dict[str, dict[str, Any]] = {}
     base = str(doc.get("basePath") or "").rstrip("/")
     for path, item in (doc.get("paths") or {}).items():
         if not isinstance(item, dict):
@@ -336,11 +369,16 @@ def openapi_contract(spec: Path, context: str, component: str = "serverless-api"
                 route = f"{method.upper()} {base}{path}"
                 if " " not in route[len(method) + 1:] and route not in routes:
                     routes.append(route)
+                    payload = _openapi_payload(item[method])
+                    if payload:
+                        payloads[route] = payload
     name = interface or f"{context}-api"
     api: dict[str, Any] = {"kind": "http-api", "version": _semver_of(info.get("version"), str(spec))}
     if info.get("description") or info.get("title"):
         api["description"] = str(info.get("description") or info.get("title")).strip()
     api["routes"] = routes
+    if payloads:
+        api["payloads"] = payloads
     return {"context": context, "owner": owner or f"team-{context}", "version": api["version"],
             "description": str(info.get("title") or f"{context}, imported from {spec.name}").strip(),
             "component": component, "provides": {_interface_name(name): api}}
@@ -546,8 +584,14 @@ def _api_definition(library: ContractLibrary, context: str, name: str, iface: An
         for route in iface.routes:
             method, path = route.split(" ", 1)
             methods = [method.lower()] if method != "ANY" else list(_METHODS)
+            payload = iface.payloads.get(route)
             for m in methods:
-                paths.setdefault(path, {})[m] = {"responses": {"default": {"description": "response"}}}
+                operation: dict[str, Any] = {"responses": {"default": {"description": "response"}}}
+                if payload is not None and payload.request is not None:
+                    operation["requestBody"] = {"content": {"application/json": {"schema": payload.request}}}
+                if payload is not None and payload.response is not None:
+                    operation["responses"]["default"]["content"] = {"application/json": {"schema": payload.response}}
+                paths.setdefault(path, {})[m] = operation
         doc = {"openapi": "3.0.3", "info": {"title": name, "version": iface.version}, "paths": paths}
         return "openapi", _yaml(doc)
     if iface.kind == "event":

@@ -131,7 +131,7 @@ def import_asyncapi(common: Common, spec: Path, context: str, kind: str, owner: 
 
 def _write(common: Common, text: str, target: Path | None, force: bool, contract: dict[str, object]) -> None:
     if target is None:
-        click.echo(json.dumps(contract, indent=2) if common.json else text, nl=not common.json and False)
+        click.echo(json.dumps(contract, indent=2) if common.json else text, nl=common.json)
         return
     write_contract(text, target, force)
     common.say(f"wrote {target}")

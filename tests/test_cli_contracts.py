@@ -229,7 +229,7 @@ channels:
       message: {$ref: "#/components/messages/InvoiceIssued"}
   orders/placed:
     publish:
-      message: {name: OrderPlaced, payload: {type: object}}
+      message: {name: order.placed, payload: {type: object}}
   mystery:
     publish:
       message: {name: SomethingElse, payload: {type: object}}

@@ -487,6 +487,10 @@ def _event_schema(payload: Any) -> dict[str, Any]:
     return schema
 
 
+def _match_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def asyncapi_contract(spec: Path, context: str, library: ContractLibrary | None, component: str = "event-worker",
                       owner: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """A contract with one ``event`` per message the application sends (payload as ``schema``) and ``consumes``
@@ -510,13 +514,14 @@ def asyncapi_contract(spec: Path, context: str, library: ContractLibrary | None,
             event["description"] = text.strip()
         event["schema"] = _event_schema(message.get("payload"))
         provides.setdefault(name, event)
-    events: dict[str, list[str]] = {}
+    # Matched by name, ignoring case and separators: `order.placed` and `OrderPlaced` are one event.
+    events: dict[str, list[tuple[str, str]]] = {}
     buses: list[tuple[str, str]] = []
     if library is not None:
         for producer, ctx in sorted(library.contexts.items()):
             for iface_name, iface in ctx.provides.items():
                 if iface.kind == "event":
-                    events.setdefault(iface_name, []).append(producer)
+                    events.setdefault(_match_key(iface_name), []).append((producer, iface_name))
                 elif iface.kind == "event-bus":
                     buses.append((producer, iface_name))
     consumes: list[dict[str, Any]] = []
@@ -525,12 +530,12 @@ def asyncapi_contract(spec: Path, context: str, library: ContractLibrary | None,
     unmatched: list[str] = []
     for message in received:
         name = _message_name(message)
-        producers = [p for p in events.get(name, []) if p != context]
+        producers = [p for p in events.get(_match_key(name), []) if p[0] != context]
         if not producers:
             if name not in unmatched:
                 unmatched.append(name)
             continue
-        entry = {"context": producers[0], "interface": name}
+        entry = {"context": producers[0][0], "interface": producers[0][1]}
         if entry not in consumes:
             consumes.append(entry)
     contract: dict[str, Any] = {

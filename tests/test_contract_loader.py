@@ -341,3 +341,13 @@ def test_mutated_environments_never_crash_the_loader(tmp_path_factory: pytest.Te
     (root / "environments.yaml").write_text(env_text, encoding="utf-8", errors="surrogatepass")
     (root / "m.yaml").write_text(text, encoding="utf-8", errors="surrogatepass")
     _check_errors(root)
+
+
+def test_values_come_from_one_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PyYAML only locates lines of errors; reading a valid library never asks it for a value.
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("PyYAML read a value")
+
+    for name in ("load", "safe_load", "load_all", "safe_load_all", "compose"):
+        monkeypatch.setattr(contracts_module.yaml, name, refuse)
+    assert len(load_library(SAMPLE).contexts) >= 9

@@ -455,18 +455,18 @@ def test_a_huge_ttl_is_a_usage_error_everywhere(tmp_path: Path, state: Path) -> 
     envs = tmp_path / "contracts"
     shutil.copytree(SAMPLE, envs)
     text = (envs / "environments.yaml").read_text()
-    (envs / "environments.yaml").write_text(text.replace("max_ttl: 72h", "max_ttl: 9000000d"))
+    (envs / "environments.yaml").write_text(text.replace("max_ttl: 72h", "max_ttl: 3650d"))
     done = ode(tmp_path, "env", "create", "pr-9", "--ttl", "3000000d", "--engine", "simulated", "--contracts",
                str(envs), "--state-dir", str(state))
-    _clean_error(done, 2, "--ttl 3000000d", "too long")
+    _clean_error(done, 2, "--ttl", "3000000d", "longer than")
     assert ode(tmp_path, "env", "create", "pr-9", "--contexts", "catalog", "--engine", "simulated", "--contracts",
                str(envs), "--state-dir", str(state)).returncode == 0
     extend = ode(tmp_path, "env", "extend", "pr-9", "--ttl", "3000000d", "--contracts", str(envs), "--state-dir",
                  str(state))
-    _clean_error(extend, 2, "too long")
+    _clean_error(extend, 2, "3000000d", "longer than")
     ci = script(tmp_path, "up", "--name", "pr-10", "--contexts", "catalog", "--ttl", "3000000d", "--engine",
                 "simulated", "--contracts", str(envs), "--state-dir", str(state))
-    _clean_error(ci, 2, "too long")
+    _clean_error(ci, 2, "3000000d", "longer than")
 
 
 def test_exit_statuses_are_the_same_for_ode_and_the_ci_script(tmp_path: Path, state: Path) -> None:

@@ -269,7 +269,7 @@ def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
               show_default=True, help="Schema of a context file or of environments.yaml.")
 @common_options
 def schema(common: Common, which: str) -> None:
-    """Print the JSON Schema of a contract file, for editors."""
+    """Print the JSON Schema of a contract file, for editors: `settings` and `overrides` checked per component."""
     from .contracts import json_schema
 
     common.emit(json_schema(which))  # type: ignore[arg-type]
@@ -595,6 +595,8 @@ def split_names(text: str | None, option: str = "--contexts", allow_empty: bool 
 
 
 from . import cli_check, cli_env  # noqa: E402,F401  - register `ode check`, `ode env`, `ode gc`, `ode affected`
+
+from . import cli_contracts  # noqa: E402,F401  # isort: skip  - registers components, init, diff, import, catalog
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ode.cli`: run the registered module's group
     from ode.cli import main as _main

@@ -7,8 +7,15 @@ the line where it is known, and the field.
 
 from __future__ import annotations
 
+import difflib
+import errno
+import functools
 import gc
+import os
 import re
+import stat
+import types
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -82,16 +89,21 @@ def is_deploy_kind(kind: str) -> bool:
     return kind != "event"
 
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
+_DURATION = re.compile(r"([0-9]{1,12})([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+#: The longest duration the contract language accepts (a TTL or its maximum): ten years.
+MAX_DURATION_SECONDS = 3650 * 86400
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in a duration written ``90s``, ``30m``, ``8h`` or ``2d``; ``ValueError`` otherwise."""
-    match = _DURATION.match(str(text).strip())
+    """Seconds in a duration written ``90s``, ``30m``, ``8h`` or ``2d`` (at most 3650d); ``ValueError`` otherwise."""
+    match = _DURATION.fullmatch(str(text).strip()) if isinstance(text, str | int) else None
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration such as 90s, 30m, 8h or 2d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is longer than the longest duration accepted (3650d)")
+    return seconds
 
 
 def _semver(value: str) -> str:
@@ -131,9 +143,19 @@ class EventInterface(_InterfaceBase):
 _ROUTE = re.compile(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) /[^\s]*$")
 
 
+class RoutePayload(_Input):
+    """What one route of an HTTP API takes and gives, as JSON Schemas (checked by ``ode diff``)."""
+
+    request: dict[str, Any] | None = Field(None, description="JSON Schema of the body a consumer sends.")
+    response: dict[str, Any] | None = Field(None, description="JSON Schema of the body a consumer gets back.")
+
+
 class HttpApiInterface(_InterfaceBase):
     kind: Literal["http-api"] = Field(description="An API Gateway HTTP API.")
     routes: list[str] = Field(default_factory=list, description="Routes, as 'METHOD /path/{param}'.")
+    payloads: dict[str, RoutePayload] = Field(
+        default_factory=dict, description="Per route (as listed in `routes`): the request and response bodies."
+    )
 
     @field_validator("routes")
     @classmethod
@@ -144,6 +166,13 @@ class HttpApiInterface(_InterfaceBase):
         if len(set(value)) != len(value):
             raise ValueError("a route is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _payloads_of_routes(self) -> HttpApiInterface:
+        for route in self.payloads:
+            if route not in self.routes:
+                raise ValueError(f"payloads: {route!r} is not one of the routes ({', '.join(self.routes) or 'none'})")
+        return self
 
 
 class TableInterface(_InterfaceBase):
@@ -240,11 +269,14 @@ class Context(_Input):
     @classmethod
     def _known_component(cls, value: str) -> str:
         if value not in KINDS:
-            raise ValueError(f"unknown component kind {value!r}; known: {', '.join(sorted(KINDS))}")
+            raise ValueError(f"unknown component kind {value!r}{did_you_mean(value, KINDS)}; "
+                             f"known: {', '.join(sorted(KINDS))}")
         return value
 
     #: Where each ``consumes`` entry stands in the file, when entries with errors of their own were dropped.
     _positions: list[int] | None = PrivateAttr(None)
+    #: Interfaces the file declares but that were dropped for errors of their own (no "no such interface" then).
+    _dropped: frozenset[str] = PrivateAttr(frozenset())
 
     def numbered_consumes(self) -> list[tuple[int, Consumes]]:
         """The ``consumes`` entries with their index in the file (exact even when some were dropped)."""
@@ -359,76 +391,150 @@ class ContractErrors(OdeError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# YAML reading: a fast path that only parses, and a slow path that finds lines, taken for files with errors.
+# YAML reading. Values come from one parser only, yaml_rs (YAML 1.2: ``yes``/``on`` stay strings, ``0o17`` is 15,
+# a duplicate key is an error). PyYAML never reads a value: its composer is used, once per file that has errors,
+# only to find the line where a key or an item stands.
 
 _CLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: object, line: int):
-        self.key, self.line = key, line
-        super().__init__(f"duplicate key {key!r}")
+#: Largest contract file read (bytes): a contract is a page or two; a huge file is a mistake, not a contract.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
-class _Loader(_CLoader):  # type: ignore[valid-type,misc]
-    """Safe YAML that refuses a key written twice in one mapping (plain YAML keeps the last silently)."""
+def _read_text(path: Path, label: str) -> tuple[str | None, list[ContractError]]:
+    """The text of a regular file, without a UTF-8 byte-order mark; an error for anything else."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then tells what was opened.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None, [ContractError(label, None, "", "is not a regular file")]
+            if info.st_size > MAX_FILE_BYTES:
+                return None, [ContractError(label, None, "", f"is {info.st_size} bytes, larger than a contract "
+                                                             f"may be ({MAX_FILE_BYTES} bytes)")]
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            return None, [ContractError(label, None, "", "is not a regular file")]
+        return None, [ContractError(label, None, "", f"cannot be read: {exc.strerror or exc}")]
+    try:
+        # utf-8-sig drops a byte-order mark that some editors write; it would otherwise glue onto the first key.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [ContractError(label, line, "", f"is not UTF-8 text (byte {exc.start})")]
+    nul = text.find("\x00")
+    if nul >= 0:
+        # A NUL would end the text early for the parser: the rest of the file would be silently ignored.
+        return None, [ContractError(label, text.count("\n", 0, nul) + 1, "", "contains a NUL character")]
+    return text, []
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(key, key_node.start_mark.line + 1)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+_YAML_LINE = re.compile(r"at line (\d+)")
 
 
 def _read_yaml(path: Path, label: str) -> tuple[Any, list[ContractError]]:
-    """Parse one file. The fast path is yaml_rs (Rust, YAML 1.2: ``yes`` stays a string, a duplicate key is an
-    error); a file it rejects is read again with PyYAML only to say where and why."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [ContractError(label, None, "", f"cannot be read: {exc}")]
+    """Parse one file with yaml_rs; a file it rejects is one error with the line it names."""
+    text, errors = _read_text(path, label)
+    if text is None:
+        return None, errors
     try:
         return yaml_rs.loads(text), []
-    except yaml_rs.YAMLDecodeError as fast_error:
-        first_line = str(fast_error).splitlines()[0] if str(fast_error) else "cannot be parsed"
+    except yaml_rs.YAMLDecodeError as exc:
+        message = str(exc)
+        dup = re.match(r"duplicate mapping key: (.*)$", message.splitlines()[0] if message else "")
+        if dup:
+            key = dup.group(1).strip("'\"")
+            return None, [ContractError(label, _duplicate_line(text, key), key, "is written twice in the same mapping")]
+        match = _YAML_LINE.search(message)
+        reason = message.strip().splitlines()[-1].strip() if message.strip() else "cannot be parsed"
+        return None, [ContractError(label, int(match.group(1)) if match else None, "", f"YAML syntax: {reason}")]
+    except Exception as exc:  # noqa: BLE001 - whatever the parser raises, it is this file's error, not a crash
+        return None, [ContractError(label, None, "", f"YAML cannot be parsed: {type(exc).__name__}")]
+
+
+def _duplicate_line(text: str, key: str) -> int | None:
+    """The line of the second occurrence of ``key`` in one mapping (found by position, values not read)."""
+    try:
+        root = yaml.compose(text, Loader=_CLoader)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value == key and key in seen:
+                        return int(key_node.start_mark.line) + 1
+                    seen.add(key_node.value)
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
+
+
+class _Positions:
+    """Where each key and item of one YAML file stands: built in one pass, then each lookup is a dict hit, so
+    the cost of naming lines grows with the file, not with the file times its errors."""
+
+    def __init__(self, text: str | None):
+        self.lines: dict[tuple[str, ...], int] = {}
+        if text is None:
+            return
         try:
-            yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-        except _DuplicateKey as exc:
-            return None, [ContractError(label, exc.line, str(exc.key), "is written twice in the same mapping")]
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else None
-            return None, [ContractError(label, line, "", f"YAML syntax: {exc.problem or exc.context}")]
-        except yaml.YAMLError:
-            pass
-        match = re.search(r"line (\d+)", first_line)
-        return None, [ContractError(label, int(match.group(1)) if match else None, "", f"YAML: {first_line}")]
+            root = yaml.compose(text, Loader=_CLoader)
+        except (yaml.YAMLError, RecursionError, ValueError):
+            return
+        if root is None:
+            return
+        self.lines[()] = root.start_mark.line + 1
+        stack: list[tuple[tuple[str, ...], yaml.Node]] = [((), root)]
+        while stack:
+            prefix, node = stack.pop()
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if not isinstance(key_node, yaml.ScalarNode):
+                        continue
+                    here = (*prefix, key_node.value)
+                    self.lines.setdefault(here, key_node.start_mark.line + 1)
+                    stack.append((here, value_node))
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    here = (*prefix, str(i))
+                    self.lines.setdefault(here, item.start_mark.line + 1)
+                    stack.append((here, item))
+
+    def line(self, loc: tuple[Any, ...]) -> int | None:
+        """The line of the field at ``loc``, or of its nearest parent that the file has."""
+        parts = tuple(str(p) for p in loc)
+        for end in range(len(parts), -1, -1):
+            found = self.lines.get(parts[:end])
+            if found is not None:
+                return found
+        return None
 
 
-def _line_of(path: Path, loc: tuple[str | int, ...]) -> int | None:
+@functools.lru_cache(maxsize=256)
+def _positions_of(path: str, mtime_ns: int, size: int) -> _Positions:
+    text, _ = _read_text(Path(path), path)
+    return _Positions(text)
+
+
+def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
     """The line of the field at ``loc`` (or of its nearest existing parent) in a YAML file."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_CLoader)
-    except (OSError, yaml.YAMLError):
+        info = path.stat()
+    except OSError:
         return None
-    line = node.start_mark.line + 1 if node else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line, node = key_node.start_mark.line + 1, value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+    return _positions_of(str(path), info.st_mtime_ns, info.st_size).line(loc)
 
 
 def _field_path(loc: Iterable[str | int]) -> str:
@@ -449,25 +555,88 @@ def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return tuple(p for p in parts if p != "[key]")
 
 
-def _validation_errors(exc: ValidationError, path: Path, label: str) -> list[ContractError]:
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or nothing when none is close."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_of(annotation: Any, value: Any) -> tuple[Any, Any]:
+    """The model class inside an annotation (Optional, Annotated and discriminated unions of models undone)."""
+    for _ in range(4):
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)
+                      and "kind" in m.model_fields and isinstance(value, dict)
+                      and value.get("kind") in typing.get_args(m.model_fields["kind"].annotation)]
+            annotation = tagged[0] if tagged else members[0] if len(members) == 1 else None
+        else:
+            break
+    return annotation, value
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> list[str] | None:
+    """The field names, as written in files, of the model that holds the last part of ``loc``."""
+    current: Any = model
+    value = data
+    parts = list(loc[:-1])
+    while parts:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        name = parts.pop(0)
+        found = next((f for n, f in current.model_fields.items() if (f.alias or n) == name), None)
+        if found is None:
+            return None
+        value = value.get(name) if isinstance(value, dict) else None
+        current, value = _model_of(found.annotation, value)
+        origin = typing.get_origin(current)
+        if origin in (list, dict) and parts:
+            key = parts.pop(0)
+            if isinstance(value, list) and isinstance(key, int) and key < len(value):
+                value = value[key]
+            elif isinstance(value, dict):
+                value = value.get(key)
+            else:
+                value = None
+            current, value = _model_of(typing.get_args(current)[-1], value)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return None
+
+
+def _validation_errors(exc: ValidationError, path: Path, label: str, model: type[BaseModel] | None = None,
+                       data: Any = None) -> list[ContractError]:
+    """One :class:`ContractError` per pydantic error, in the words of the contract language."""
     errors = []
     for err in exc.errors(include_url=False):
         loc = _clean_loc(tuple(err["loc"]))
         message = err["msg"].removeprefix("Value error, ")
         # A model validator names its own field inside the message ("consumes[2]: ..."): lift it out.
         match = re.match(r"^([A-Za-z0-9_.\[\]-]+): (.*)$", message, re.S)
-        if match and err["type"] == "value_error" and not loc:
-            field_name, message = match.group(1), match.group(2)
-            loc = _loc_from_path(field_name)
+        if match and err["type"] == "value_error":
+            named = _loc_from_path(match.group(1))
+            here = _fields_at(model, (*loc, ""), data) if model is not None and loc else None
+            if not loc or (here and named and named[0] in here):
+                loc, message = (*loc, *named), match.group(2)
         if err["type"] == "extra_forbidden":
-            message = "is not a field of the contract language (a typo?)"
+            allowed = _fields_at(model, loc, data) if model is not None and loc else None
+            if allowed:
+                message = (f"is not a field of the contract language{did_you_mean(loc[-1], allowed)}; "
+                           f"allowed here: {', '.join(allowed)}")
+            else:
+                message = "is not a field of the contract language (a typo?)"
         elif err["type"] == "missing":
             message = "is required"
         elif err["type"] == "string_pattern_mismatch" and loc and loc[-1] == "context":
             message = f"{err['input']!r} is not a context name: lowercase letters, digits and '-', " \
                 "starting with a letter, at most 32 characters"
         elif err["type"] == "union_tag_invalid":
-            message = f"kind must be one of {', '.join(ACCESS)}"
+            tag = err.get("ctx", {}).get("tag", "")
+            message = f"{tag!r} is not an interface kind{did_you_mean(tag, ACCESS)}: kind must be one of " \
+                f"{', '.join(ACCESS)}"
             loc = (*loc, "kind")
         elif err["type"] == "union_tag_not_found":
             message = f"kind is required: one of {', '.join(ACCESS)}"
@@ -582,10 +751,12 @@ class ContractLibrary:
 
             for env_name in ctx.overrides:
                 if env_name not in envs:
-                    err(("overrides", env_name), f"environment {env_name!r} is not in environments.yaml")
+                    err(("overrides", env_name), f"environment {env_name!r} is not in environments.yaml"
+                        f"{did_you_mean(env_name, envs)}; it has {', '.join(envs)}")
             for i, env_name in enumerate(ctx.environments or []):
                 if env_name not in envs:
-                    err(("environments", i), f"environment {env_name!r} is not in environments.yaml")
+                    err(("environments", i), f"environment {env_name!r} is not in environments.yaml"
+                        f"{did_you_mean(env_name, envs)}; it has {', '.join(envs)}")
             kind = KINDS[ctx.component]
             for env_name in env_names if ctx.environments is None else ctx.environments:
                 if env_name not in envs or (env and env_name != env):
@@ -599,15 +770,20 @@ class ContractLibrary:
                         in_override = key in overridden
                         loc = ("overrides", env_name, *e["loc"]) if in_override else ("settings", *e["loc"])
                         if e["type"] == "extra_forbidden":
-                            msg = f"is not a setting of component {ctx.component!r}"
+                            names = list(kind.settings.model_fields)
+                            msg = (f"is not a setting of component {ctx.component!r}"
+                                   f"{did_you_mean(loc[-1], names) if len(loc) == 2 + in_override else ''}; "
+                                   f"its settings: {', '.join(names)}")
                         else:
                             msg = e["msg"].removeprefix("Value error, ")
                         err(loc, msg)
             for iface_name, iface in ctx.provides.items():
                 if iface.kind not in kind.provides:
+                    able = sorted(k for k, c in KINDS.items() if iface.kind in c.provides)
                     err(("provides", iface_name, "kind"),
-                        f"component {ctx.component!r} cannot provide a {iface.kind!r} interface "
-                        f"(it provides {', '.join(sorted(kind.provides))})")
+                        f"{ctx.component} cannot provide a {iface.kind!r} interface "
+                        f"(it provides {', '.join(sorted(kind.provides))}; "
+                        f"{iface.kind} is provided by {', '.join(able) or 'no component'})")
             seen: set[tuple[str, str]] = set()
             for i, entry in ctx.numbered_consumes():
                 if entry.context == name:
@@ -623,19 +799,23 @@ class ContractLibrary:
                 if producer is None:
                     if entry.context in self.broken:
                         continue  # its own file's errors are reported already
-                    err(("consumes", i, "context"), f"context {entry.context!r} does not exist")
+                    err(("consumes", i, "context"), f"context {entry.context!r} does not exist"
+                        f"{did_you_mean(entry.context, self.contexts)}")
                     continue
                 target = producer.provides.get(entry.interface)
                 if target is None:
+                    if entry.interface in producer._dropped:
+                        continue  # declared with errors of its own, reported in the producer's file
                     offered = ", ".join(producer.provides) or "nothing"
                     err(("consumes", i, "interface"),
-                        f"{entry.context} provides no interface {entry.interface!r} (it provides {offered})")
+                        f"{entry.context} provides no interface {entry.interface!r}"
+                        f"{did_you_mean(entry.interface, producer.provides)} (it provides {offered})")
                     continue
                 allowed = ACCESS[target.kind]
                 if entry.access is not None and entry.access not in allowed:
                     err(("consumes", i, "access"),
-                        f"{entry.access!r} is not an access of {target.kind} {entry.context}/{entry.interface} "
-                        f"(allowed: {', '.join(allowed)})")
+                        f"{entry.access!r} is not an access of {target.kind} {entry.context}/{entry.interface}"
+                        f"{did_you_mean(entry.access, allowed)} (allowed: {', '.join(allowed)})")
                 if target.kind == "event-bus" and entry.access_for(target.kind) == "publish":
                     publishes = True
                 if entry.version is not None and not VersionRange.parse(entry.version).allows(target.version):
@@ -646,15 +826,17 @@ class ContractLibrary:
                         if env_name in envs and ctx.deployed_in(env_name) and not producer.deployed_in(env_name):
                             err(("consumes", i, "context"),
                                 f"{name} is deployed in {env_name} but its producer {entry.context} is not")
-            if not publishes and any(i.kind == "event" for i in ctx.provides.values()):
-                err(("provides",), "provides events but cannot publish them: consume an event-bus with "
-                    "access 'publish', or provide one")
+            events = [n for n, i in ctx.provides.items() if i.kind == "event"]
+            if not publishes and events:
+                err(("provides",), f"provides events ({', '.join(events)}) but cannot publish them: consume an "
+                    "event-bus with access 'publish', or provide one")
         policy = self.environments.ephemeral
         if policy:
             for i, reused in enumerate(policy.reuse):
-                if reused not in self.contexts:
+                if reused not in self.contexts and reused not in self.broken:
                     errors.append(ContractError(ENVIRONMENTS_FILE, _line_of(self.root / ENVIRONMENTS_FILE, (
-                        "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]", f"context {reused!r} does not exist"))
+                        "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]",
+                        f"context {reused!r} does not exist{did_you_mean(reused, self.contexts)}"))
         for cycle in deploy_cycles(self):
             consumer, needed = cycle[0], cycle[1]
             index = next(i for i, c in self.contexts[consumer].numbered_consumes() if c.context == needed)
@@ -694,15 +876,42 @@ def _label(root: Path, path: Path, cwd: Path | None = None) -> str:
 
 
 def _context_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.iterdir()):
-        if path.suffix in (".yaml", ".yml") and path.name not in (ENVIRONMENTS_FILE, "environments.yml"):
-            yield path
+    """The contract files of a library: ``*.yaml``/``*.yml`` except environments.yaml and dot-files (editors'
+    and tools' own), and only regular files: reading a FIFO or a device would block or never end."""
+    with os.scandir(root) as entries:
+        names = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+                continue
+            if name in (ENVIRONMENTS_FILE, "environments.yml"):
+                continue
+            try:
+                if entry.is_file():  # follows symlinks; no extra system call where the directory says the type
+                    names.append(name)
+            except OSError:
+                continue
+    for name in sorted(names):
+        yield root / name
+
+
+_CONTEXT_LINE = re.compile(r"^context:[ \t]*[\"']?([a-z][a-z0-9-]{0,31})[\"']?[ \t]*(?:#.*)?$", re.M)
+
+
+def _claimed_name(path: Path, text: str | None) -> str:
+    """The context a file that cannot be read means to define: its ``context:`` line, else its file name.
+    Consumers of that context are then not told it "does not exist": the file's own error says why."""
+    match = _CONTEXT_LINE.search(text or "")
+    return match.group(1) if match else path.stem
 
 
 def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[ContractError]]:
     """Read and validate each file of a library on its own; return the library (None when environments.yaml
     is unusable) and the errors of the files, without the cross-file checks."""
     root = Path(root)
+    # Line lookups are cached per file for one reading of the library; a new reading starts afresh, so that a file
+    # rewritten within the clock's resolution is never named with its old lines.
+    _positions_of.cache_clear()
     if not root.is_dir():
         return None, [ContractError(str(root), None, "", "is not a directory of contracts")]
     errors: list[ContractError] = []
@@ -718,35 +927,34 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
             try:
                 env_file = EnvironmentsFile.model_validate(data if data is not None else {})
             except ValidationError as exc:
-                errors.extend(_validation_errors(exc, env_path, env_label))
-                # Without its ephemeral policy the file may still say enough to check the contexts.
-                if isinstance(data, dict) and "ephemeral" in data:
-                    try:
-                        env_file = EnvironmentsFile.model_validate({**data, "ephemeral": None})
-                    except ValidationError:
-                        pass
+                errors.extend(_validation_errors(exc, env_path, env_label, EnvironmentsFile, data))
+                env_file = _salvage_environments(data, exc)
     contexts: dict[str, Context] = {}
     files: dict[str, Path] = {}
     broken: set[str] = set()
     labels: dict[str, str] = {}
-    cwd = Path.cwd()
+    # Every file lies in root: name them from root's label instead of relating each path to the cwd again.
+    root_label = _label(root, root, Path.cwd())
     for path in _context_files(root):
-        label = _label(root, path, cwd)
+        label = path.name if root_label == "." else os.path.join(root_label, path.name)
         data, errs = _read_yaml(path, label)
         if errs:
             errors.extend(errs)
+            text, _ = _read_text(path, label)
+            broken.add(_claimed_name(path, text))
             continue
         if not isinstance(data, dict):
             errors.append(ContractError(label, 1, "", "a contract is a mapping with context, owner, version, ..."))
+            broken.add(path.stem)
             continue
         try:
             ctx = Context.model_validate(data)
         except ValidationError as exc:
-            errors.extend(_validation_errors(exc, path, label))
+            errors.extend(_validation_errors(exc, path, label, Context, data))
             partial = _salvage(data, exc)
             if partial is None:
-                if isinstance(data.get("context"), str):
-                    broken.add(data["context"])
+                name = data.get("context")
+                broken.add(name if isinstance(name, str) else path.stem)
                 continue
             ctx = partial
         if ctx.context in contexts:
@@ -762,6 +970,42 @@ def read_library(root: str | Path) -> tuple[ContractLibrary | None, list[Contrac
     return ContractLibrary(root, env_file, contexts, files, broken, _labels=labels), errors
 
 
+_PLACEHOLDERS = {"owner": "?", "version": "0.0.0"}
+#: Stand-ins for the fields of an environment whose own errors are reported already.
+_ENV_PLACEHOLDERS = {"project": "project", "account": "000000000000", "region": "us-east-1", "protected": False,
+                     "role_arn": None}
+
+
+def _salvage_environments(data: Any, exc: ValidationError) -> EnvironmentsFile | None:
+    """What environments.yaml still says when it has errors: the ephemeral policy dropped, bad fields replaced by
+    stand-ins, unknown fields dropped, so that the contracts are still checked against its environments (and a
+    typo in one account does not turn into "environment 'dev' is not in environments.yaml" everywhere)."""
+    if not isinstance(data, dict):
+        return None
+    fixed: dict[str, Any] = {**data, "ephemeral": None}
+    envs = fixed.get("environments")
+    if isinstance(envs, dict):
+        envs = fixed["environments"] = {k: dict(v) if isinstance(v, dict) else {} for k, v in envs.items()}
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if loc and loc[0] == "project":
+            fixed["project"] = _ENV_PLACEHOLDERS["project"]
+        elif len(loc) == 1 and err["type"] == "extra_forbidden":
+            fixed.pop(loc[0], None)  # type: ignore[arg-type]
+        elif len(loc) == 3 and loc[0] == "environments" and isinstance(envs, dict) and loc[1] in envs:
+            entry = envs[loc[1]]  # type: ignore[index]
+            if err["type"] == "extra_forbidden":
+                entry.pop(loc[2], None)
+            elif loc[2] in _ENV_PLACEHOLDERS:
+                entry[str(loc[2])] = _ENV_PLACEHOLDERS[str(loc[2])]
+        elif len(loc) == 2 and loc[0] == "environments" and isinstance(envs, dict):
+            envs.pop(loc[1], None)  # type: ignore[call-overload]
+    try:
+        return EnvironmentsFile.model_validate(fixed)
+    except ValidationError:
+        return None
+
+
 def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
     """The valid rest of a contract whose validation failed: unknown fields, bad interfaces and bad consumes
     entries dropped, so that the cross-file checks can still report what else is wrong in one run."""
@@ -769,16 +1013,21 @@ def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
     provides = dict(data["provides"]) if isinstance(data.get("provides"), dict) else None
     consumes = list(data["consumes"]) if isinstance(data.get("consumes"), list) else None
     bad_consumes: set[int] = set()
+    dropped: set[str] = set()
     for err in exc.errors(include_url=False):
         loc = err["loc"]
         if not loc:
             return None
         if loc[0] == "provides" and len(loc) > 1 and provides is not None:
-            provides.pop(str(loc[1]), None)
+            provides.pop(loc[1], None)  # type: ignore[call-overload]
+            dropped.add(str(loc[1]))
         elif loc[0] == "consumes" and len(loc) > 1 and isinstance(loc[1], int):
             bad_consumes.add(loc[1])
         elif err["type"] == "extra_forbidden" or loc[0] in ("settings", "overrides", "description", "environments"):
-            data.pop(str(loc[0]), None)
+            data.pop(loc[0], None)  # type: ignore[arg-type]
+        elif loc[0] in _PLACEHOLDERS and len(loc) == 1:
+            # Reported already; a stand-in lets the other files' checks still see this context.
+            data[str(loc[0])] = _PLACEHOLDERS[str(loc[0])]
         else:
             return None
     if provides is not None:
@@ -791,6 +1040,7 @@ def _salvage(data: dict[str, Any], exc: ValidationError) -> Context | None:
     except ValidationError:
         return None
     ctx._positions = kept
+    ctx._dropped = frozenset(dropped)
     return ctx
 
 
@@ -817,10 +1067,59 @@ def load_library(root: str | Path, env: str | None = None) -> ContractLibrary:
     return library
 
 
-def json_schema(which: Literal["context", "environments"] = "context") -> dict[str, Any]:
-    """The JSON Schema of a contract file (or of environments.yaml), for editors."""
-    model = Context if which == "context" else EnvironmentsFile
-    schema = model.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "OnDemandEnv bounded-context contract" if which == "context" else "OnDemandEnv environments"
+def _settings_schema(kind: str, partial: bool) -> dict[str, Any]:
+    """The JSON Schema of one component's settings (``partial``: every setting optional, as in `overrides`)."""
+    schema = KINDS[kind].settings.model_json_schema(mode="validation")
+    schema["title"] = f"Settings of {kind}" + (" (an environment's overrides)" if partial else "")
+    if partial:
+        schema.pop("required", None)
     return schema
+
+
+def json_schema(which: Literal["context", "environments"] = "context") -> dict[str, Any]:
+    """The JSON Schema of a contract file (or of environments.yaml), for editors.
+
+    A contract's schema is a union discriminated by ``component``: each branch checks ``settings`` and every
+    ``overrides`` entry against that component's settings model (descriptions, defaults, enums, limits), built
+    from ``components.kinds.KINDS`` so that a new setting appears here without a change to this module.
+    """
+    if which != "context":
+        schema = EnvironmentsFile.model_json_schema(by_alias=True)
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = "OnDemandEnv environments"
+        return schema
+    base = Context.model_json_schema(by_alias=True)
+    defs: dict[str, Any] = base.pop("$defs", {})
+    accesses = sorted({a for values in ACCESS.values() for a in values})
+    consumes = defs.get("Consumes", {}).get("properties", {})
+    if "access" in consumes:
+        consumes["access"] = {"enum": accesses, "description": consumes["access"].get("description", "")
+                              + " Per kind: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in ACCESS.items())}
+    branches: list[dict[str, Any]] = []
+    mapping: dict[str, str] = {}
+    for kind in sorted(KINDS):
+        for partial in (False, True):
+            sub = _settings_schema(kind, partial)
+            defs.update(sub.pop("$defs", {}))
+            defs[f"settings-{kind}" + ("-override" if partial else "")] = sub
+        defs[f"context-{kind}"] = {
+            "title": f"Contract of a {kind} context",
+            "type": "object",
+            "properties": {
+                "component": {"const": kind, "description": KINDS[kind].description},
+                "settings": {"$ref": f"#/$defs/settings-{kind}"},
+                "overrides": {"type": "object", "additionalProperties": {"$ref": f"#/$defs/settings-{kind}-override"}},
+            },
+        }
+        branches.append({"$ref": f"#/$defs/context-{kind}"})
+        mapping[kind] = f"#/$defs/context-{kind}"
+    base["properties"]["component"] = {"enum": sorted(KINDS), "description": base["properties"]["component"].get(
+        "description", "")}
+    base.update({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "OnDemandEnv bounded-context contract",
+        "oneOf": branches,
+        "discriminator": {"propertyName": "component", "mapping": mapping},
+        "$defs": defs,
+    })
+    return base

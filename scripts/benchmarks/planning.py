@@ -1,4 +1,6 @@
-"""Planning: the seconds to load, validate and resolve a contracts library of 500 and of 5,000 contexts.
+"""Planning: the seconds to load, validate and resolve a contracts library of 500 and of 5,000 contexts, and to
+report 400 and 4,000 errors of one file (each error named with its line: the cost must grow with the errors, not
+with their square).
 
 Each library is written to disk as users write it (one YAML file per context plus environments.yaml), with random
 deploy edges to earlier contexts (so the graph is acyclic), events, and settings; the clock covers reading the files,
@@ -16,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ode import EnvGraph, load_library
+from ode import ContractErrors, EnvGraph, load_library
 
 ENVIRONMENTS = {
     "project": "bench",
@@ -76,6 +78,26 @@ def measure(root: Path) -> float:
     return elapsed
 
 
+def generate_errors(root: Path, n: int) -> None:
+    """A library whose one contract has ``n`` consumes entries, each with a misspelt field and a missing producer."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "environments.yaml").write_text(yaml.safe_dump(ENVIRONMENTS, sort_keys=False))
+    (root / "c0.yaml").write_text(yaml.safe_dump({"context": "c0", "owner": "t", "version": "1.0.0",
+                                                  "component": "data-store"}, sort_keys=False))
+    doc = {"context": "bad", "owner": "t", "version": "1.0.0", "component": "data-store",
+           "consumes": [{"context": f"ghost{i}", "interface": "t", "acces": "read"} for i in range(n)]}
+    (root / "bad.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def measure_errors(root: Path) -> float:
+    started = time.perf_counter()
+    try:
+        load_library(root)
+    except ContractErrors as exc:
+        assert exc.errors[-1].line is not None
+    return time.perf_counter() - started
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     repeats = 2 if quick else 5
     figures: dict[str, Any] = {}
@@ -86,7 +108,12 @@ def run(quick: bool = False) -> dict[str, Any]:
             measure(root)  # warm: imports, OS file cache
             times = [measure(root) for _ in range(repeats)]
             figures[f"seconds_{n}_contexts"] = round(statistics.median(times), 4)
+        for n in (400, 4000):
+            root = Path(tmp) / f"errors{n}"
+            generate_errors(root, n)
+            figures[f"seconds_{n}_errors"] = round(statistics.median([measure_errors(root) for _ in range(3)]), 4)
     figures["ratio_5000_over_500"] = round(figures["seconds_5000_contexts"] / figures["seconds_500_contexts"], 2)
+    figures["ratio_4000_over_400_errors"] = round(figures["seconds_4000_errors"] / figures["seconds_400_errors"], 2)
     figures["goal_seconds_5000"] = 1.0
     figures["repetitions"] = repeats
     return figures

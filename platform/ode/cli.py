@@ -585,7 +585,8 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
         raise UsageError(f"unknown environment {env!r}: not in environments.yaml and never deployed with this "
                          f"state directory ({common.state_dir})")
     records = [s for s in registry.stacks(env) if wanted is None or s.context in wanted]
-    found = {s.context: mask(s.outputs, s.secret_outputs) for s in records}
+    # The registry never holds a secret value: its name is shown, masked, beside the public outputs.
+    found = {s.context: mask({**s.outputs, **dict.fromkeys(s.secret_outputs)}, s.secret_outputs) for s in records}
     if show_secrets:
         for rec in records:
             if rec.secret_outputs:

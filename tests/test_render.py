@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,3 +208,14 @@ def test_status_and_env_list_print_tables(deployed: Path) -> None:
     assert "\x1b[" not in status.output  # not a terminal: plain text
     listed = _ode(deployed, "env", "list")
     assert listed.exit_code == 0 and "no environments made on demand" in listed.output
+
+
+def test_a_secret_the_engine_cannot_read_is_one_line(deployed: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODE_SIMULATE_PROGRAMS", "0")
+    state = tmp_path / "state"
+    shutil.copytree(deployed, state)
+    (state / "simulated" / "dev.identity.json").unlink()  # the stack's state is gone; the registry still knows it
+    done = _ode(state, "outputs", "--env", "dev", "identity.psp-credentials.arn", "--show-secrets")
+    assert done.exit_code == 1 and "dev.identity" in done.output and "simulated engine" in done.output
+    assert "Traceback" not in done.output

@@ -588,9 +588,9 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
     # The registry never holds a secret value: its name is shown, masked, beside the public outputs.
     found = {s.context: mask({**s.outputs, **dict.fromkeys(s.secret_outputs)}, s.secret_outputs) for s in records}
     if show_secrets:
-        for rec in records:
-            if rec.secret_outputs:
-                found[rec.context].update(_secret_outputs(common, rec, engine))
+        for context, values in _secret_outputs(common, registry, [r for r in records if r.secret_outputs],
+                                               engine).items():
+            found[context].update(values)
     if path:
         everything = found if found else {s.context: s.outputs for s in registry.stacks(env)}
         value = render.output_at(everything, path, env)
@@ -609,25 +609,34 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
             click.echo(f"{env}.{context}\t{interface}\t{json.dumps(value, sort_keys=True)}")
 
 
-def _secret_outputs(common: Common, rec: StackRecord, engine: str | None) -> dict[str, Any]:
-    """The secret outputs of one deployed stack, read from the engine that holds its state (the registry never
-    holds them); a stack the engine cannot read is one clear error naming it."""
+def _secret_outputs(common: Common, registry: Registry, records: list[StackRecord], engine: str | None,
+                    ) -> dict[str, dict[str, Any]]:
+    """The secret outputs of deployed stacks (context -> name -> value), read from the engine that holds each
+    one's state (the registry never holds them); a stack the engine cannot read is one clear error naming it."""
     from .engines import EngineError, StackSpec, make_engine
 
+    if not records:
+        return {}
     library = load_lenient(common)
-    registry = open_registry(common)
-    record = registry.environment(rec.env)
+    record = registry.environment(records[0].env)
     base = record.base if record is not None and record.ephemeral else None
-    chosen = make_engine(engine or rec.engine or "auto", library, common.state_dir,
-                         announce=lambda line: common.say(line, err=True))
-    spec = StackSpec(project=library.project, env=rec.env, context=rec.context, contracts_dir=library.root,
-                     base_env=base)
-    try:
-        values = chosen.outputs(spec)
-    except EngineError as exc:
-        raise OdeError(f"{rec.stack}: its secret outputs could not be read from the {chosen.name} engine: "
-                       f"{str(exc).splitlines()[0]}") from None
-    return {name: values[name] for name in rec.secret_outputs if name in values}
+    engines: dict[str, Any] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        name = engine or rec.engine or "auto"
+        if name not in engines:
+            engines[name] = make_engine(name, library, common.state_dir,
+                                        announce=lambda line: common.say(line, err=True))
+        chosen = engines[name]
+        spec = StackSpec(project=library.project, env=rec.env, context=rec.context, contracts_dir=library.root,
+                         base_env=base)
+        try:
+            values = chosen.outputs(spec)
+        except EngineError as exc:
+            raise OdeError(f"{rec.stack}: its secret outputs could not be read from the {chosen.name} engine: "
+                           f"{str(exc).splitlines()[0]}") from None
+        found[rec.context] = {k: values[k] for k in rec.secret_outputs if k in values}
+    return found
 
 
 def split_names(text: str | None, option: str = "--contexts", allow_empty: bool = False) -> list[str] | None:

@@ -249,6 +249,21 @@ def assume_role_policy(*services: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Where alarms go
+
+
+@dataclass(frozen=True)
+class AlarmRouting:
+    """Where an environment's alarms go (``environments.yaml``: ``alarms``): e-mail addresses and HTTPS endpoints
+    subscribed to the context's own alarm topic, or an existing topic that every alarm notifies instead.
+    A contract's ``settings.alarm_topic_arn`` wins over both."""
+
+    email: tuple[str, ...] = ()
+    https: tuple[str, ...] = ()
+    topic_arn: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The args every bounded-context component takes
 
 
@@ -268,6 +283,8 @@ class ContextArgs:
     subscriptions: Sequence[Subscription] = ()
     #: The team's own code: the resolved ``settings.code`` (function kinds) or ``settings.build`` directory.
     code_dir: str | None = None
+    #: Where the context's alarms go (the environment's ``alarms`` in environments.yaml).
+    alarms: AlarmRouting = AlarmRouting()
 
     def validate(self, kind: str) -> None:
         """Raise ``ValueError`` naming the field when these args do not fit a component of ``kind``."""

@@ -27,6 +27,8 @@ LIMITS: dict[str, int] = {
     "alarm": 255,
     "api": 128,
     "kms-alias": 256,
+    "sns": 256,
+    "dashboard": 255,
 }
 
 _HASH_LEN = 6

@@ -14,6 +14,7 @@ from . import _code, _compute, storage
 from ._common import ContextArgs, assume_role_policy, policy_document
 from .function import merge_environment
 from .kinds import ContainerServiceSettings
+from .monitoring import Monitor
 
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
@@ -42,6 +43,7 @@ class ContainerService(pulumi.ComponentResource):
         net = args.network
         assert net is not None
         child = pulumi.ResourceOptions(parent=self)
+        monitor = Monitor.of(args, self)
         interfaces: dict[str, pulumi.Output[dict[str, Any]]] = dict(_compute.events(args))
         vpc_id, subnets = net.output("vpc_id"), net.output("private_subnet_ids")
         logs = storage.log_group(ident, self, "tasks", f"/ode/{ident.project}/{ident.env}/{ident.context}/tasks",
@@ -123,7 +125,7 @@ class ContainerService(pulumi.ComponentResource):
                                                         "operating_system_family": "LINUX"},
                                       tags=ident.tags(), opts=child)
         # ECS refuses a service whose target group has no load balancer yet: the listener attaches them.
-        aws.ecs.Service(f"{name}-service", name=ident.name("service", "ecs-service"), cluster=cluster.arn,
+        service = aws.ecs.Service(f"{name}-service", name=ident.name("service", "ecs-service"), cluster=cluster.arn,
                         task_definition=task.arn, desired_count=settings.desired_count, launch_type="FARGATE",
                         network_configuration={"subnets": subnets, "security_groups": [task_sg.id],
                                                "assign_public_ip": False},
@@ -132,7 +134,15 @@ class ContainerService(pulumi.ComponentResource):
                         propagate_tags="SERVICE", tags=ident.tags(),
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[listener]))
         storage.alarm(ident, self, "5xx", namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count",
-                      dimensions={"LoadBalancer": alb.arn_suffix}, topic=settings.alarm_topic_arn)
+                      dimensions={"LoadBalancer": alb.arn_suffix}, topic=monitor.topic())
+        monitor.watch("load balancer", "AWS/ApplicationELB", [
+            ("RequestCount", "Sum"), ("HTTPCode_Target_5XX_Count", "Sum"), ("HTTPCode_ELB_5XX_Count", "Sum")],
+            {"LoadBalancer": alb.arn_suffix})
+        monitor.watch("response time (s)", "AWS/ApplicationELB", [("TargetResponseTime", "p99")],
+                      {"LoadBalancer": alb.arn_suffix})
+        monitor.watch("service", "AWS/ECS", [("CPUUtilization", "Average"), ("MemoryUtilization", "Average")],
+                      {"ClusterName": cluster.name, "ServiceName": service.name})
+        monitor.dashboard()
         for api in args.provided("http-api"):
             interfaces[api] = pulumi.Output.all(url=alb.dns_name.apply(lambda d: f"http://{d}"), id=alb.arn,
                                                 execution_arn=alb.arn)

@@ -9,6 +9,7 @@ import pulumi
 
 from . import storage
 from ._common import ContextArgs
+from .monitoring import Monitor
 
 
 @dataclass(frozen=True)
@@ -25,5 +26,7 @@ class DataStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: DataStoreArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ode:index:DataStore", name, {}, opts)
         args.validate("data-store")
-        self.interfaces, _, _ = storage.provided_data(args, self, queues=True)
+        monitor = Monitor.of(args, self)
+        self.interfaces, _, _ = storage.provided_data(args, self, monitor, queues=True)
+        monitor.dashboard()
         self.register_outputs({"interfaces": self.interfaces})

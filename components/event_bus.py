@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from ._common import ContextArgs
 from .kinds import EventBusSettings
+from .monitoring import Monitor
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class EventBus(pulumi.ComponentResource):
                                               "Sid": "OwnAccountOnly", "Effect": "Allow",
                                               "Principal": {"AWS": f"arn:{ident.partition}:iam::{ident.account}:root"},
                                               "Action": "events:PutEvents", "Resource": arn}]})))
+        monitor = Monitor.of(args, self)
+        monitor.watch("events on the bus", "AWS/Events", [
+            ("MatchedEvents", "Sum"), ("Invocations", "Sum"), ("FailedInvocations", "Sum"),
+            ("ThrottledRules", "Sum")], {"EventBusName": bus.name})
+        monitor.dashboard()
         outputs = pulumi.Output.all(name=bus.name, arn=bus.arn)
         self.interfaces = {iface: outputs for iface in args.provided("event-bus")}
         self.register_outputs({"interfaces": self.interfaces})

@@ -14,6 +14,7 @@ from . import _compute, storage
 from ._common import ACTIONS, ContextArgs, _statement
 from .function import function
 from .kinds import EventWorkerSettings
+from .monitoring import Monitor
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,13 @@ class EventWorker(pulumi.ComponentResource):
         settings: EventWorkerSettings = args.settings  # type: ignore[assignment]
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
-        interfaces, own_statements, own_env = storage.provided_data(args, self)
+        monitor = Monitor.of(args, self)
+        interfaces, own_statements, own_env = storage.provided_data(args, self, monitor)
         interfaces.update(_compute.events(args))
         queue_names = args.provided("queue") or ["work"]
         queues = {}
         for qname in queue_names:
-            q, _ = storage.queue(ident, self, qname, max_receive_count=settings.max_receive_count,
+            q, _ = storage.queue(ident, self, qname, monitor=monitor, max_receive_count=settings.max_receive_count,
                                  fifo=bool(args.provides.get(qname, {}).get("fifo")),
                                  visibility_timeout_s=max(30, settings.timeout_s * 6))
             queues[qname] = q
@@ -66,13 +68,14 @@ class EventWorker(pulumi.ComponentResource):
         fn = function(ident, self, "worker", module="event_worker", settings=settings,
                       environment=_compute.environment(args, own_env),
                       statements=_compute.statements(args, [*own_statements, consume]), network=args.network,
-                      code_dir=args.code_dir)
+                      code_dir=args.code_dir, monitor=monitor)
         aws.lambda_.EventSourceMapping(f"{name}-worker-source", event_source_arn=work.arn, function_name=fn.name,
                                        batch_size=settings.batch_size,
                                        maximum_batching_window_in_seconds=settings.batching_window_s or None,
                                        function_response_types=["ReportBatchItemFailures"], opts=child)
         storage.alarm(ident, self, "work-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",
-                      dimensions={"QueueName": work.name}, topic=settings.alarm_topic_arn, threshold=900,
+                      dimensions={"QueueName": work.name}, topic=monitor.topic(), threshold=900,
                       statistic="Maximum")
+        monitor.dashboard()
         self.interfaces = interfaces
         self.register_outputs({"interfaces": self.interfaces})

@@ -13,6 +13,7 @@ import pulumi_aws as aws
 from . import storage
 from ._common import Grant, Identity, _statement, assume_role_policy, network_statements, policy_document
 from .kinds import FunctionSettings
+from .monitoring import Monitor
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 
@@ -43,8 +44,8 @@ def merge_environment(settings_env: dict[str, str], injected: dict[str, pulumi.I
 
 def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: str, settings: FunctionSettings,
              environment: dict[str, pulumi.Input[Any]], statements: pulumi.Input[list[dict[str, Any]]],
-             network: Grant | None, asynchronous: bool = False, code_dir: str | Path | None = None,
-             handler: str | None = None) -> aws.lambda_.Function:
+             network: Grant | None, monitor: Monitor, asynchronous: bool = False,
+             code_dir: str | Path | None = None, handler: str | None = None) -> aws.lambda_.Function:
     """A function running the team's code in ``code_dir`` (entry point ``handler``, default the settings' handler)
     or else ``components/handlers/<module>/index.py``, allowed ``statements`` and nothing else from other
     contexts."""
@@ -57,7 +58,11 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
                              opts=opts)
     dlq = None
     if asynchronous:
-        dlq, _ = storage.queue(identity, parent, f"{role}-failed", max_receive_count=1)
+        dlq, _ = storage.queue(identity, parent, f"{role}-failed", max_receive_count=1, monitor=monitor)
+        # What Lambda gives up on after its retries lands here: as much a failure as its own dead letters.
+        storage.alarm(identity, parent, f"{role}-failed-visible", namespace="AWS/SQS",
+                      metric="ApproximateNumberOfMessagesVisible", dimensions={"QueueName": dlq.name},
+                      topic=monitor.topic(), statistic="Maximum")
     own = pulumi.Output.all(logs.arn, dlq.arn if dlq else None).apply(
         lambda arns: [_statement("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{arns[0]}:*"]),
                       _statement("Tracing", TRACING_ACTIONS, ["*"])]
@@ -84,5 +89,9 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, logs]), **extra)
     for metric in ("Errors", "Throttles"):
         storage.alarm(identity, parent, f"{role}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,
-                      dimensions={"FunctionName": fn.name}, topic=settings.alarm_topic_arn)
+                      dimensions={"FunctionName": fn.name}, topic=monitor.topic())
+    monitor.watch(f"function {role}", "AWS/Lambda", [("Invocations", "Sum"), ("Errors", "Sum"),
+                                                     ("Throttles", "Sum")], {"FunctionName": fn.name})
+    monitor.watch(f"duration of {role} (ms)", "AWS/Lambda", [("Duration", "Average"), ("Duration", "p99")],
+                  {"FunctionName": fn.name})
     return fn

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from . import storage
 from ._common import ContextArgs, assume_role_policy, policy_document
 from .kinds import NetworkSettings
+from .monitoring import Monitor
 
 #: Services reached through gateway endpoints (free, route-table based); the others get interface endpoints.
 GATEWAY_SERVICES = frozenset({"s3", "dynamodb"})
@@ -89,6 +90,10 @@ class Network(pulumi.ComponentResource):
                 "Resource": [arn, f"{arn}:*"]}])))
         aws.ec2.FlowLog(f"{name}-flow", vpc_id=vpc.id, traffic_type="ALL", log_destination=flow_logs.arn,
                         iam_role_arn=flow_role.arn, tags=ident.tags(), opts=child)
+        monitor = Monitor.of(args, self)
+        monitor.watch_logs("rejected flows", flow_logs.name, "filter action = 'REJECT' | stats count(*) as rejected "
+                           "by bin(5m)")
+        monitor.dashboard()
         outputs = pulumi.Output.all(vpc_id=vpc.id, private_subnet_ids=pulumi.Output.all(*[s.id for s in subnets]),
                                     security_group_id=workloads.id, cidr=vpc.cidr_block)
         self.interfaces = {iface: outputs for iface in args.provided("network")}

@@ -14,6 +14,7 @@ from . import _compute, storage
 from ._common import ContextArgs
 from .function import function
 from .kinds import ServerlessApiSettings
+from .monitoring import Monitor
 
 ACCESS_LOG_FORMAT = json.dumps({"requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
                                 "routeKey": "$context.routeKey", "status": "$context.status",
@@ -37,12 +38,13 @@ class ServerlessApi(pulumi.ComponentResource):
         settings: ServerlessApiSettings = args.settings  # type: ignore[assignment]
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
-        interfaces, own_statements, own_env = storage.provided_data(args, self)
+        monitor = Monitor.of(args, self)
+        interfaces, own_statements, own_env = storage.provided_data(args, self, monitor)
         interfaces.update(_compute.events(args))
         fn = function(ident, self, "api", module="serverless_api", settings=settings,
                       environment=_compute.environment(args, own_env),
                       statements=_compute.statements(args, own_statements), network=args.network,
-                      code_dir=args.code_dir,
+                      code_dir=args.code_dir, monitor=monitor,
                       # events invoke it asynchronously: what fails after Lambda's retries goes to a dead-letter queue
                       asynchronous=bool(args.subscriptions))
         # Events it subscribes to invoke the function directly, each rule allowed to do so and nothing else.
@@ -75,8 +77,13 @@ class ServerlessApi(pulumi.ComponentResource):
                                    principal="apigateway.amazonaws.com",
                                    source_arn=api.execution_arn.apply(lambda arn: f"{arn}/*/*"), opts=child)
             storage.alarm(ident, self, f"{api_name}-5xx", namespace="AWS/ApiGateway", metric="5xx",
-                          dimensions={"ApiId": api.id, "Stage": "$default"}, topic=settings.alarm_topic_arn)
+                          dimensions={"ApiId": api.id, "Stage": "$default"}, topic=monitor.topic())
+            monitor.watch(f"API {api_name}", "AWS/ApiGateway", [("Count", "Sum"), ("4xx", "Sum"), ("5xx", "Sum")],
+                          {"ApiId": api.id, "Stage": "$default"})
+            monitor.watch(f"latency of {api_name} (ms)", "AWS/ApiGateway", [("Latency", "p50"), ("Latency", "p99")],
+                          {"ApiId": api.id, "Stage": "$default"})
             interfaces[api_name] = pulumi.Output.all(url=stage.invoke_url, id=api.id,
                                                      execution_arn=api.execution_arn)
+        monitor.dashboard()
         self.interfaces = interfaces
         self.register_outputs({"interfaces": self.interfaces})

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ._common import Identity
+from .monitoring import Monitor
 
 
 def bucket(identity: Identity, parent: pulumi.Resource, role: str, *, versioning: bool = True) -> aws.s3.Bucket:
@@ -60,10 +61,11 @@ def table(identity: Identity, parent: pulumi.Resource, role: str, *, partition_k
         deletion_protection_enabled=identity.protected, tags=identity.tags(), opts=identity.stateful(parent), **extra)
 
 
-def queue(identity: Identity, parent: pulumi.Resource, role: str, *, retention_s: int = 345600,
+def queue(identity: Identity, parent: pulumi.Resource, role: str, *, monitor: Monitor, retention_s: int = 345600,
           max_receive_count: int = 5, fifo: bool = False, visibility_timeout_s: int = 60,
           ) -> tuple[aws.sqs.Queue, aws.sqs.Queue]:
-    """A queue with server-side encryption and its dead-letter queue (which keeps messages 14 days)."""
+    """A queue with server-side encryption and its dead-letter queue (which keeps messages 14 days), an alarm as
+    soon as a message lands in the dead-letter queue, and both on the context's dashboard."""
     suffix = ".fifo" if fifo else ""
     base = f"{parent._name}-{role}"  # noqa: SLF001
     dlq = aws.sqs.Queue(f"{base}-dlq", name=identity.name(f"{role}-dlq", 80 - len(suffix)) + suffix,
@@ -76,6 +78,14 @@ def queue(identity: Identity, parent: pulumi.Resource, role: str, *, retention_s
                       redrive_policy=dlq.arn.apply(lambda arn: json.dumps(
                           {"deadLetterTargetArn": arn, "maxReceiveCount": max_receive_count})),
                       tags=identity.tags(), opts=identity.stateful(parent))
+    # A message in a dead-letter queue is work that failed for good: someone must look at it.
+    alarm(identity, parent, f"{role}-dlq-visible", namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
+          dimensions={"QueueName": dlq.name}, topic=monitor.topic(), statistic="Maximum")
+    monitor.watch(f"queue {role}", "AWS/SQS", [("ApproximateAgeOfOldestMessage", "Maximum"),
+                                               ("ApproximateNumberOfMessagesVisible", "Maximum"),
+                                               ("NumberOfMessagesSent", "Sum")], {"QueueName": q.name})
+    monitor.watch(f"dead letters of {role}", "AWS/SQS", [("ApproximateNumberOfMessagesVisible", "Maximum")],
+                  {"QueueName": dlq.name})
     return q, dlq
 
 
@@ -97,14 +107,16 @@ def log_group(identity: Identity, parent: pulumi.Resource, role: str, name: str,
 
 
 def alarm(identity: Identity, parent: pulumi.Resource, role: str, *, namespace: str, metric: str,
-          dimensions: dict[str, pulumi.Input[str]], topic: str | None, threshold: float = 1,
+          dimensions: dict[str, pulumi.Input[str]], topic: pulumi.Input[str] | None, threshold: float = 1,
           statistic: str = "Sum") -> aws.cloudwatch.MetricAlarm:
-    """An alarm when ``metric`` reaches ``threshold`` in five minutes, notifying ``topic`` where one is set."""
+    """An alarm when ``metric`` reaches ``threshold`` in five minutes, notifying ``topic`` (see
+    :meth:`Monitor.topic`) when it goes off and when it is back to normal."""
+    actions = [topic] if topic else None
     return aws.cloudwatch.MetricAlarm(
         f"{parent._name}-{role}-alarm", name=identity.name(f"{role}-alarm", "alarm"),  # noqa: SLF001
         namespace=namespace, metric_name=metric, dimensions=dimensions, statistic=statistic, period=300,
         evaluation_periods=1, threshold=threshold, comparison_operator="GreaterThanOrEqualToThreshold",
-        treat_missing_data="notBreaching", alarm_actions=[topic] if topic else None, tags=identity.tags(),
+        treat_missing_data="notBreaching", alarm_actions=actions, ok_actions=actions, tags=identity.tags(),
         opts=pulumi.ResourceOptions(parent=parent))
 
 
@@ -112,7 +124,7 @@ Provided = tuple[dict[str, pulumi.Output[dict[str, Any]]], list[pulumi.Output[di
                  dict[str, pulumi.Output[Any]]]
 
 
-def provided_data(args: Any, parent: pulumi.Resource, *, queues: bool = False) -> Provided:
+def provided_data(args: Any, parent: pulumi.Resource, monitor: Monitor, *, queues: bool = False) -> Provided:
     """The tables, buckets, secrets (and with ``queues``, queues) a context provides: their interface outputs,
     the statements that let the context's own code use them (read-write on its own data), and the environment
     variables naming them."""
@@ -127,6 +139,9 @@ def provided_data(args: Any, parent: pulumi.Resource, *, queues: bool = False) -
         if kind == "table":
             t = table(identity, parent, name, partition_key=iface.get("partition_key") or "id",
                       sort_key=iface.get("sort_key"))
+            monitor.watch(f"table {name}", "AWS/DynamoDB", [
+                ("ConsumedReadCapacityUnits", "Sum"), ("ConsumedWriteCapacityUnits", "Sum"),
+                ("ReadThrottleEvents", "Sum"), ("WriteThrottleEvents", "Sum")], {"TableName": t.name})
             interfaces[name] = pulumi.Output.all(name=t.name, arn=t.arn)
             statements.append(t.arn.apply(functools.partial(_own, name, ACTIONS[("table", "read-write")],
                                                             "/index/*")))
@@ -138,8 +153,8 @@ def provided_data(args: Any, parent: pulumi.Resource, *, queues: bool = False) -
                                                             "/*")))
             env[env_var(identity.context, name, "name")] = b.bucket
         elif kind == "queue" and queues:
-            q, _ = queue(identity, parent, name, retention_s=getattr(args.settings, "queue_retention_s", 345600),
-                         fifo=bool(iface.get("fifo")))
+            q, _ = queue(identity, parent, name, monitor=monitor, fifo=bool(iface.get("fifo")),
+                         retention_s=getattr(args.settings, "queue_retention_s", 345600))
             interfaces[name] = pulumi.Output.all(name=q.name, url=q.url, arn=q.arn)
         elif kind == "secret":
             s = secret(identity, parent, name)

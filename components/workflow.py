@@ -13,6 +13,7 @@ from . import _compute, storage
 from ._common import ContextArgs, _statement, assume_role_policy, policy_document
 from .function import function
 from .kinds import WorkflowSettings
+from .monitoring import Monitor
 
 #: CloudWatch Logs delivery for Step Functions: these actions accept no resource narrower than "*" (AWS's own
 #: documentation for logging state machines says so).
@@ -55,12 +56,13 @@ class Workflow(pulumi.ComponentResource):
         settings: WorkflowSettings = args.settings  # type: ignore[assignment]
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
+        monitor = Monitor.of(args, self)
         interfaces: dict[str, pulumi.Output[dict[str, Any]]] = dict(_compute.events(args))
         env = _compute.environment(args, {})
         steps = settings.step_handlers()
         functions = [function(ident, self, step, module="workflow", settings=settings,
                               environment={**env, "STEP_NAME": step}, statements=_compute.statements(args, []),
-                              network=args.network, code_dir=args.code_dir, handler=handler)
+                              network=args.network, code_dir=args.code_dir, handler=handler, monitor=monitor)
                      for step, handler in steps]
         step_names = [step for step, _ in steps]
         logs = storage.log_group(ident, self, "states", f"/aws/vendedlogs/states/{ident.name('sm', 400)}",
@@ -86,7 +88,12 @@ class Workflow(pulumi.ComponentResource):
                 tracing_configuration={"enabled": True}, tags=ident.tags(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
             storage.alarm(ident, self, f"{wf}-failed", namespace="AWS/States", metric="ExecutionsFailed",
-                          dimensions={"StateMachineArn": machine.arn}, topic=settings.alarm_topic_arn)
+                          dimensions={"StateMachineArn": machine.arn}, topic=monitor.topic())
+            monitor.watch(f"state machine {wf}", "AWS/States", [
+                ("ExecutionsStarted", "Sum"), ("ExecutionsSucceeded", "Sum"), ("ExecutionsFailed", "Sum"),
+                ("ExecutionsTimedOut", "Sum"), ("ExecutionThrottled", "Sum")], {"StateMachineArn": machine.arn})
+            monitor.watch(f"execution time of {wf} (ms)", "AWS/States", [("ExecutionTime", "p99")],
+                          {"StateMachineArn": machine.arn})
             machines.append(machine)
             if wf in args.provides:
                 interfaces[wf] = pulumi.Output.all(name=machine.name, arn=machine.arn)
@@ -101,5 +108,6 @@ class Workflow(pulumi.ComponentResource):
                 f"{name}-events-policy", role=events_role.id, opts=child, policy=policy_document(
                     first.arn.apply(lambda arn: [_statement("StartOnEvents", ["states:StartExecution"], [arn])])))
             _compute.subscribe(args, self, name, first.arn, role_arn=events_role.arn, depends_on=[events_policy])
+        monitor.dashboard()
         self.interfaces = interfaces
         self.register_outputs({"interfaces": self.interfaces})

@@ -410,8 +410,49 @@ def _alarm(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
            MetricName=i["metricName"], Dimensions=[{"Name": k, "Value": v} for k, v in i["dimensions"].items()],
            Statistic=i["statistic"], Period=i["period"], EvaluationPeriods=i["evaluationPeriods"],
            Threshold=float(i["threshold"]), ComparisonOperator=i["comparisonOperator"],
-           TreatMissingData=i["treatMissingData"], AlarmActions=i.get("alarmActions") or [], Tags=tags(i))
+           TreatMissingData=i["treatMissingData"], AlarmActions=i.get("alarmActions") or [],
+           OKActions=i.get("okActions") or [], Tags=tags(i))
     return {}
+
+
+@deploys("aws:kms/key:Key")
+def _key(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    k = d.call("kms", "create_key", name, Description=i.get("description", ""), Policy=i["policy"],
+               Tags=tags(i, "TagKey", "TagValue"))["KeyMetadata"]
+    if i.get("enableKeyRotation"):
+        d.call("kms", "enable_key_rotation", name, KeyId=k["KeyId"])
+    return {"id": k["KeyId"], "arn": k["Arn"], "keyId": k["KeyId"]}
+
+
+@deploys("aws:sns/topic:Topic")
+def _topic(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    attributes = {"KmsMasterKeyId": i["kmsMasterKeyId"]} if i.get("kmsMasterKeyId") else {}
+    if i.get("displayName"):
+        attributes["DisplayName"] = i["displayName"]
+    t = d.call("sns", "create_topic", name, Name=i["name"], Attributes=attributes, Tags=tags(i))
+    return {"id": t["TopicArn"], "arn": t["TopicArn"]}
+
+
+@deploys("aws:sns/topicPolicy:TopicPolicy")
+def _topic_policy(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    d.call("sns", "set_topic_attributes", name, TopicArn=i["arn"], AttributeName="Policy", AttributeValue=i["policy"])
+    return {}
+
+
+@deploys("aws:sns/topicSubscription:TopicSubscription")
+def _subscription(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    s = d.call("sns", "subscribe", name, TopicArn=i["topic"], Protocol=i["protocol"], Endpoint=i["endpoint"],
+               ReturnSubscriptionArn=True)
+    return {"arn": s["SubscriptionArn"]}
+
+
+@deploys("aws:cloudwatch/dashboard:Dashboard")
+def _dashboard(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    reply = d.call("cloudwatch", "put_dashboard", name, DashboardName=i["dashboardName"],
+                   DashboardBody=i["dashboardBody"])
+    if reply.get("DashboardValidationMessages"):
+        raise Rejected(f"{name}: cloudwatch.put_dashboard: {reply['DashboardValidationMessages']}")
+    return {"dashboardArn": f"arn:aws:cloudwatch::{d.real_account}:dashboard/{i['dashboardName']}"}
 
 
 @deploys("aws:apigatewayv2/api:Api")

@@ -61,6 +61,14 @@ def test_the_whole_sample_deploys_into_aws_api_shapes(tmp_path: Path, env: str) 
         # what was made is really there, with what the contracts asked for
         functions = deployment.client("lambda").list_functions()["Functions"]
         assert {f["TracingConfig"]["Mode"] for f in functions} == {"Active"}
+        # every context with alarms has its encrypted topic, and every context its dashboard
+        topics = deployment.client("sns").list_topics()["Topics"]
+        assert topics and all(deployment.client("sns").get_topic_attributes(TopicArn=t["TopicArn"])["Attributes"]
+                              .get("KmsMasterKeyId") for t in topics)
+        dashboards = deployment.client("cloudwatch").list_dashboards()["DashboardEntries"]
+        assert len(dashboards) == len(order_of_stacks)
+        alarms = deployment.client("cloudwatch").describe_alarms()["MetricAlarms"]
+        assert alarms and all(a["AlarmActions"] and a["AlarmActions"] == a["OKActions"] for a in alarms)
         services = deployment.client("ecs").list_services(cluster=f"shop-{env}-storefront-cluster")["serviceArns"]
         assert len(services) == 1
     assert os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] == "true"

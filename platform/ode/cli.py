@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from . import render
+from .clock import utcnow
 from .errors import OdeError, UsageError
 
 if TYPE_CHECKING:
     from .contracts import ContractLibrary
     from .orchestrator import Orchestrator, RunResult
-    from .registry import Registry
+    from .registry import Registry, StackRecord
 
 #: The exit statuses, one table for every command and the CI script.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -550,29 +552,53 @@ def status(common: Common, env: str, contexts: str | None) -> None:
     if common.json:
         common.emit(result.to_dict())
         return
+    holder = registry.lock_holder(env)
     if not result.stacks:
         common.say(f"nothing deployed in {env}")
-    holder = registry.lock_holder(env)
-    for s in result.stacks:
-        click.echo(f"{s.stack:<32} {s.status:<10} {s.finished_at or '-':<34} {s.error or ''}".rstrip())
+    else:
+        engines = {r.stack: r.engine for r in registry.stacks(env)}
+        render.show(render.status_table(result.stacks, utcnow(), engines), sys.stdout)
     if holder:
         common.say(f"a run holds {env}: {holder}", err=True)
 
 
 @main.command()
 @_env_options
+@click.argument("path", required=False, metavar="[CONTEXT.INTERFACE.FIELD]")
+@click.option("--show-secrets", "show_secrets", is_flag=True,
+              help="Show secret outputs' values, read from the engine (the stack's encrypted state), never from the "
+                   "registry.")
+@click.option("--engine", "engine", type=click.Choice(["auto", "pulumi", "simulated"]), default=None,
+              help="The engine --show-secrets reads from  [default: the one that deployed the stack]")
 @common_options
-def outputs(common: Common, env: str, contexts: str | None) -> None:
-    """The outputs of an environment's stacks (secret ones shown as [secret])."""
+def outputs(common: Common, env: str, contexts: str | None, path: str | None, show_secrets: bool,
+            engine: str | None) -> None:
+    """The outputs of an environment's stacks (secret ones shown as [secret] unless --show-secrets). With PATH
+    (orders.orders-api.url), only that value, alone on its line, for scripts."""
     from .orchestrator import mask
 
     wanted = split_names(contexts)
+    if path and wanted is None:
+        wanted = [path.split(".", 1)[0]]  # only the stack the path names: secrets are read from that one alone
     registry = open_registry(common)
     if env not in _long_lived(common) and not registry.knows(env):
         raise UsageError(f"unknown environment {env!r}: not in environments.yaml and never deployed with this "
                          f"state directory ({common.state_dir})")
-    found = {s.context: mask(s.outputs, s.secret_outputs) for s in registry.stacks(env)
-             if wanted is None or s.context in wanted}
+    records = [s for s in registry.stacks(env) if wanted is None or s.context in wanted]
+    # The registry never holds a secret value: its name is shown, masked, beside the public outputs.
+    found = {s.context: mask({**s.outputs, **dict.fromkeys(s.secret_outputs)}, s.secret_outputs) for s in records}
+    if show_secrets:
+        for context, values in _secret_outputs(common, registry, [r for r in records if r.secret_outputs],
+                                               engine).items():
+            found[context].update(values)
+    if path:
+        everything = found if found else {s.context: s.outputs for s in registry.stacks(env)}
+        value = render.output_at(everything, path, env)
+        if common.json:
+            common.emit({"env": env, "outputs": found, "path": path, "value": value})
+        else:
+            click.echo(render.scalar(value))
+        return
     if common.json:
         common.emit({"env": env, "outputs": found})
         return
@@ -581,6 +607,36 @@ def outputs(common: Common, env: str, contexts: str | None) -> None:
     for context, outs in found.items():
         for interface, value in outs.items():
             click.echo(f"{env}.{context}\t{interface}\t{json.dumps(value, sort_keys=True)}")
+
+
+def _secret_outputs(common: Common, registry: Registry, records: list[StackRecord], engine: str | None,
+                    ) -> dict[str, dict[str, Any]]:
+    """The secret outputs of deployed stacks (context -> name -> value), read from the engine that holds each
+    one's state (the registry never holds them); a stack the engine cannot read is one clear error naming it."""
+    from .engines import EngineError, StackSpec, make_engine
+
+    if not records:
+        return {}
+    library = load_lenient(common)
+    record = registry.environment(records[0].env)
+    base = record.base if record is not None and record.ephemeral else None
+    engines: dict[str, Any] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        name = engine or rec.engine or "auto"
+        if name not in engines:
+            engines[name] = make_engine(name, library, common.state_dir,
+                                        announce=lambda line: common.say(line, err=True))
+        chosen = engines[name]
+        spec = StackSpec(project=library.project, env=rec.env, context=rec.context, contracts_dir=library.root,
+                         base_env=base)
+        try:
+            values = chosen.outputs(spec)
+        except EngineError as exc:
+            raise OdeError(f"{rec.stack}: its secret outputs could not be read from the {chosen.name} engine: "
+                           f"{str(exc).splitlines()[0]}") from None
+        found[rec.context] = {k: values[k] for k in rec.secret_outputs if k in values}
+    return found
 
 
 def split_names(text: str | None, option: str = "--contexts", allow_empty: bool = False) -> list[str] | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
+from . import render
 from .cli import (
     Common,
     common_options,
@@ -18,24 +20,13 @@ from .cli import (
     render_result,
     split_names,
 )
-from .clock import parse_iso, utcnow
+from .clock import utcnow
 from .ephemeral import EphemeralEnvironments, record_dict
 
 
 def _envs(common: Common, lenient: bool = False, **engine: Any) -> EphemeralEnvironments:
     orchestrator = open_orchestrator(common, lenient=lenient, **engine)
     return EphemeralEnvironments(orchestrator.library, orchestrator.registry, orchestrator)
-
-
-def _remaining(expires_at: str | None) -> str:
-    moment = parse_iso(expires_at)
-    if moment is None:
-        return "-"
-    seconds = int((moment - utcnow()).total_seconds())
-    if seconds <= 0:
-        return "expired"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
 @main.group()
@@ -84,13 +75,7 @@ def env_list(common: Common, include_destroyed: bool) -> None:
     if not records:
         common.say("no environments made on demand")
         return
-    rows = [("NAME", "BASE", "OWNER", "CONTEXTS", "STATUS", "EXPIRES", "LEFT")]
-    for r in records:
-        rows.append((r.name, r.base or "-", r.owner or "-", ",".join(r.contexts) if r.contexts else "all",
-                     r.status, r.expires_at or "-", _remaining(r.expires_at)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    render.show(render.environments_table(records, utcnow()), sys.stdout)
 
 
 @env.command("destroy")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 import yaml_rs
@@ -308,6 +309,46 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+#: An e-mail address as SNS takes it: something@domain.tld, no spaces.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+#: An SNS topic ARN.
+TOPIC_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+
+
+class AlarmSubscriptions(_Input):
+    """Who hears an environment's alarms: each context's alarm topic is subscribed to these e-mail addresses and
+    HTTPS endpoints, or every alarm notifies an existing topic instead (``topic_arn``). A contract's
+    ``settings.alarm_topic_arn`` wins over both."""
+
+    email: list[Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]] = Field(
+        default_factory=list, description="E-mail addresses subscribed to the alarm topics (each confirms once per "
+                                          "topic, from the message AWS sends).")
+    https: list[Annotated[str, Field(max_length=2048)]] = Field(
+        default_factory=list, description="HTTPS endpoints (a chat webhook...) subscribed to the alarm topics; they "
+                                          "must confirm the subscription as SNS asks. https:// only.")
+    topic_arn: str | None = Field(None, pattern=TOPIC_ARN_PATTERN,
+                                  description="An existing SNS topic that every alarm notifies; no topic is made.")
+    ephemeral: bool = Field(False, description="Environments made on demand from this one subscribe the same "
+                                               "addresses too (by default they get their topics, unsubscribed: no "
+                                               "confirmation mail per pull request).")
+
+    @field_validator("https")
+    @classmethod
+    def _https_only(cls, value: list[str]) -> list[str]:
+        for i, url in enumerate(value):
+            parts = urlsplit(url)
+            if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in url):
+                raise ValueError(f"{i}: {url!r} is not an https:// URL (alarms leave the account only over TLS)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> AlarmSubscriptions:
+        if self.topic_arn and (self.email or self.https):
+            raise ValueError("topic_arn: an existing topic replaces the alarm topics, so it takes no email or https "
+                             "here (subscribe them to that topic)")
+        return self
+
+
 class Environment(_Input):
     """A long-lived environment: where its stacks go."""
 
@@ -317,6 +358,9 @@ class Environment(_Input):
     role_arn: str | None = Field(None, description="IAM role that deployments to this environment assume.")
     policies: dict[str, RuleSetting] = Field(default_factory=dict, description="Policy rules: a level, or a level "
                                              "with the rule's configuration.")
+
+    alarms: AlarmSubscriptions = Field(default_factory=AlarmSubscriptions,  # type: ignore[arg-type]
+                                       description="Who hears the alarms of the environment's contexts.")
 
     _policies = field_validator("policies", mode="before")(check_policies)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contracts import OUTPUT_FIELDS, ContractLibrary, settings_context
+from .contracts import OUTPUT_FIELDS, AlarmSubscriptions, ContractLibrary, settings_context
 from .engines._base import ProgramError, ResourceChange, StackSpec
 
 #: Stack config keys (namespace ``ode``).
@@ -76,7 +76,7 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
 
     from components import load
     from components._code import code_directories
-    from components._common import ContextArgs, Grant, Identity, Subscription
+    from components._common import AlarmRouting, ContextArgs, Grant, Identity, Subscription
     from components.kinds import KINDS
 
     if spec.context not in library.contexts:
@@ -147,12 +147,22 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
     args: ContextArgs = args_class(
         identity=identity, settings=settings,
         provides={name: iface.model_dump(mode="json", exclude_none=True) for name, iface in ctx.provides.items()},
-        grants=tuple(grants), subscriptions=tuple(subscriptions), code_dir=str(code_dir) if code_dir else None)
+        grants=tuple(grants), subscriptions=tuple(subscriptions), code_dir=str(code_dir) if code_dir else None,
+        alarms=alarm_routing(place.alarms, made_on_demand=spec.env != spec.settings_env, routing=AlarmRouting))
     component = component_class(spec.context, args, pulumi.ResourceOptions(provider=provider))
     for name in ctx.provides:
         if name not in component.interfaces:
             raise ValueError(f"provides.{name}: the {ctx.component} component made no outputs for it")
         pulumi.export(name, component.interfaces[name])
+
+
+def alarm_routing(alarms: AlarmSubscriptions, *, made_on_demand: bool, routing: type[Any]) -> Any:
+    """The components' ``AlarmRouting`` of an environment's ``alarms``. An environment made on demand notifies the
+    same existing topic, but subscribes e-mail and HTTPS endpoints only when ``alarms.ephemeral`` says so: a
+    confirmation mail per context and per pull request would teach people to ignore them."""
+    subscribe = not made_on_demand or alarms.ephemeral
+    return routing(email=tuple(alarms.email) if subscribe else (), https=tuple(alarms.https) if subscribe else (),
+                   topic_arn=alarms.topic_arn)
 
 
 def _field(outputs: dict[str, Any] | None, name: str) -> Any:

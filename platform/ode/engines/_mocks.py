@@ -143,6 +143,17 @@ class OdeMocks(pulumi.runtime.Mocks):
             state.update(name=name, arn=self._arn("events", f"archive/{name}"))
         elif t == "aws:cloudwatch/metricAlarm:MetricAlarm":
             state.update(name=name, arn=self._arn("cloudwatch", f"alarm:{name}"))
+        elif t == "aws:sns/topic:Topic":
+            arn = self._arn("sns", name)
+            rid = arn
+            state.update(name=name, arn=arn)
+        elif t == "aws:sns/topicSubscription:TopicSubscription":
+            arn = f"{inputs.get('topic')}:{key}-0000-4000-8000-{key}{key[:4]}"
+            rid = arn
+            state.update(arn=arn)
+        elif t == "aws:cloudwatch/dashboard:Dashboard":
+            rid = inputs.get("dashboardName") or name
+            state.update(dashboardArn=f"arn:aws:cloudwatch::{acct}:dashboard/{rid}")
         elif t == "aws:kms/key:Key":
             rid = f"{key}-0000-4000-8000-{key}{key[:4]}"
             state.update(keyId=rid, arn=self._arn("kms", f"key/{rid}"))

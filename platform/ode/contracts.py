@@ -308,6 +308,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class EventsSetting(_Input):
+    """Where an environment's lifecycle events go (``events: {bus: NAME}`` in environments.yaml)."""
+
+    bus: str = Field(pattern=r"^[A-Za-z0-9/_.-]{1,256}$",
+                     description="Name (or ARN) of the EventBridge bus that receives ode's lifecycle events "
+                                 "(StackSucceeded, StackFailed, EnvironmentCreated, ...; docs/lifecycle-events.md).")
+
+
 class Environment(_Input):
     """A long-lived environment: where its stacks go."""
 
@@ -317,6 +325,13 @@ class Environment(_Input):
     role_arn: str | None = Field(None, description="IAM role that deployments to this environment assume.")
     policies: dict[str, RuleSetting] = Field(default_factory=dict, description="Policy rules: a level, or a level "
                                              "with the rule's configuration.")
+
+    publish: Literal["ssm"] | None = Field(None, description="ssm: each stack's outputs are published to SSM "
+                                           "Parameter Store at /ode/<project>/<env>/<context>/<interface> (JSON; "
+                                           "SecureString where secret), for tooling and consumers in other "
+                                           "repositories. Environments made on demand follow their base.")
+    events: EventsSetting | None = Field(None, description="Lifecycle events of this environment (and of those "
+                                         "made on demand from it) go to this EventBridge bus.")
 
     _policies = field_validator("policies", mode="before")(check_policies)
 

@@ -28,7 +28,10 @@ import click
 
 from .errors import OdeError, UsageError
 from .registry_api import RegistryBackend
-from .workspace import DEFAULT_PARALLEL, Workspace, WorkspaceOptions
+from .workspace import DEFAULT_PARALLEL, Workspace, WorkspaceOptions, parse_delays
+
+#: ``--simulate-delay`` parsing, under the name older callers import.
+_delays = parse_delays
 
 if TYPE_CHECKING:
     from .contracts import ContractLibrary
@@ -162,7 +165,6 @@ def log_warnings() -> None:
         handler.ode_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
-        logger.propagate = False
 
 
 def _terminate(signum: int, frame: object) -> None:

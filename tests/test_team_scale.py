@@ -212,6 +212,8 @@ def test_ci_refuses_the_simulated_engine_unless_it_is_named(tmp_path: Path) -> N
         line = one_line_error(done)
         assert done.returncode == 2 and "CI=true" in line and "pulumi" in line and "--engine simulated" in line
         assert done.stdout == ""
+    explicit = ode(SAMPLE.parent, state, "ci", "up", "--pr", "3", "--all", "--engine", "pulumi", CI="true", **where)
+    assert explicit.returncode == 2 and "no `pulumi` CLI" in one_line_error(explicit)
     assert not (state / "registry.db").exists()  # refused before anything was written
     named = ode(SAMPLE.parent, state, "up", "--env", "dev", "--contexts", "catalog", "--engine", "simulated",
                 CI="true", **where)

@@ -116,6 +116,14 @@ def make_engine(name: str, library: object, state_dir: str | os.PathLike[str], *
         if announce is not None:
             announce("engine: pulumi" if name == "pulumi" else
                      "engine: simulated (no pulumi CLI on PATH: nothing is deployed, results are simulated)")
+    if name == "pulumi":
+        from .pulumi import INSTALL_VARIABLE, PulumiEngine
+
+        if not PulumiEngine.available() and os.environ.get(INSTALL_VARIABLE) not in ("1", "true", "yes"):
+            # Found now, in one line, rather than as the same failure of every stack.
+            raise UsageError("--engine pulumi: no `pulumi` CLI on PATH or in ~/.pulumi: install it "
+                             f"(https://www.pulumi.com/docs/install/), set {INSTALL_VARIABLE}=1 to let ode download "
+                             "it, or use --engine simulated")
     factory = _factory(name)
     if name != "simulated" and (failures or delays):
         raise UsageError("--simulate-failure and --simulate-delay need the simulated engine (--engine simulated)")

@@ -218,3 +218,42 @@ def test_ci_refuses_the_simulated_engine_unless_it_is_named(tmp_path: Path) -> N
     named = ode(SAMPLE.parent, state, "up", "--env", "dev", "--contexts", "catalog", "--engine", "simulated",
                 CI="true", **where)
     assert named.returncode == 0, named.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("aws")
+def test_a_killed_runners_lease_runs_out_and_the_next_runner_takes_over(tmp_path: Path) -> None:
+    """kill -9 an `ode up` in the middle of its run: the environment stays locked until its lease (8 s here, from
+    the URL) runs out, then another runner's `ode up` takes it over and redoes what was left running."""
+    url = f"{URL}&lease=8"
+    ok(ode(SAMPLE.parent, tmp_path / "a", "registry", "init", "--registry", url))
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
+    holder = subprocess.Popen([sys.executable, "-m", "ode.cli", "up", "--env", "dev", "--contexts", "catalog",
+                               "--engine", "simulated", "--simulate-delay", "*=60", "--registry", url,
+                               "--state-dir", str(tmp_path / "a")], cwd=SAMPLE.parent, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = DynamoDBRegistry(TABLE, region=REGION)
+    try:
+        deadline = time.monotonic() + 60
+        while (registry.lease("dev") is None or not registry.interrupted("dev")) and time.monotonic() < deadline:
+            assert holder.poll() is None, "the holder ended early"
+            time.sleep(0.1)
+        lease = registry.lease("dev")
+        assert lease is not None and lease.pid == holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    locked = ode(SAMPLE.parent, tmp_path / "b", "up", "--env", "dev", "--contexts", "catalog", "--engine",
+                 "simulated", "--registry", url)
+    assert locked.returncode == 3 and "lease" in one_line_error(locked)
+    taken = locked
+    deadline = time.monotonic() + 60
+    while taken.returncode == 3 and time.monotonic() < deadline:
+        time.sleep(1)
+        taken = ode(SAMPLE.parent, tmp_path / "b", "up", "--env", "dev", "--contexts", "catalog", "--engine",
+                    "simulated", "--registry", url)
+    ok(taken)
+    assert [r.status for r in registry.runs("dev")] == ["abandoned", "succeeded"]
+    assert {s.status for s in registry.stacks("dev")} == {"succeeded"} and registry.lease("dev") is None
+    registry.close()

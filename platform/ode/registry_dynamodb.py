@@ -123,17 +123,32 @@ def parse_url(url: str) -> tuple[str, str | None]:
     if parts.scheme != "dynamodb" or not parts.netloc or parts.path not in ("", "/"):
         raise UsageError(f"--registry {url}: expected dynamodb://TABLE?region=REGION")
     query = parse_qs(parts.query)
-    unknown = sorted(set(query) - {"region"})
+    unknown = sorted(set(query) - {"region", "lease"})
     if unknown:
-        raise UsageError(f"--registry {url}: unknown parameter {unknown[0]!r} (known: region)")
+        raise UsageError(f"--registry {url}: unknown parameter {unknown[0]!r} (known: region, lease)")
     region = query.get("region", [None])[-1]
     return parts.netloc, region
 
 
+def lease_seconds(url: str) -> float:
+    """``?lease=SECONDS`` of a ``dynamodb://`` URL: a lock's time to live (default 60 s; at least 1)."""
+    text = parse_qs(urlsplit(url).query).get("lease", [None])[-1]
+    if text is None:
+        return DEFAULT_LEASE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 86400:
+        raise UsageError(f"--registry {url}: lease={text} must be a number of seconds from 1 to 86400")
+    return value
+
+
 def open_dynamodb(url: str, state_dir: Path) -> DynamoDBRegistry:
-    """The ``dynamodb`` entry point of ``ode.registries``; ``state_dir`` is not used (nothing is kept locally)."""
+    """The ``dynamodb`` entry point of ``ode.registries``; ``state_dir`` is not used (nothing is kept locally).
+    ``?lease=SECONDS`` sets how long a lock outlives its last heartbeat (a killed runner's, say)."""
     table, region = parse_url(url)
-    return DynamoDBRegistry(table, region=region)
+    return DynamoDBRegistry(table, region=region, lease_s=lease_seconds(url))
 
 
 def _client(region: str | None) -> Any:

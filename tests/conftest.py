@@ -45,6 +45,13 @@ def write_library(root: Path, contexts: list[dict[str, Any]], environments: dict
     return root
 
 
+@pytest.fixture(autouse=True)
+def _not_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite behaves the same on a laptop and on a CI runner: under ``CI=true`` ode refuses to fall back to the
+    simulated engine, so the tests that want that refusal set ``CI`` themselves."""
+    monkeypatch.delenv("CI", raising=False)
+
+
 @pytest.fixture
 def sample_library(tmp_path: Path) -> Path:
     """A copy of the sample shop library that a test may change."""

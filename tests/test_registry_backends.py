@@ -253,6 +253,29 @@ def test_runs_and_the_lock(backend: Backend) -> None:
     assert all(r.finished_at and r.env == "dev" and r.engine == "simulated" for r in runs)
 
 
+def test_knows_any_record_of_an_environment(backend: Backend) -> None:
+    reg = backend.registry
+    assert not reg.knows("dev") and not reg.knows("pr-1") and not reg.knows("stage")
+    reg.ensure_environment("dev")
+    success(reg, "pr-1", "orders")  # a stack alone (no environment record)
+    run = reg.begin_run("stage", "up", "simulated")  # a run alone
+    reg.end_run(run, "stage", "succeeded")
+    assert reg.knows("dev") and reg.knows("pr-1") and reg.knows("stage") and not reg.knows("prod")
+
+
+def test_release_lock_drops_this_processs_lock_only(backend: Backend) -> None:
+    reg = backend.registry
+    assert reg.created is (backend.kind == "sqlite")
+    run = reg.begin_run("dev", "up", "simulated")
+    assert reg.lock_holder("dev") is not None
+    assert reg.release_lock("dev") is True
+    assert reg.lock_holder("dev") is None
+    assert reg.release_lock("dev") is True  # nothing held: nothing to do
+    again = reg.begin_run("dev", "up", "simulated")  # the lock can be taken again at once
+    reg.end_run(again, "dev", "succeeded")
+    assert {r.id for r in reg.runs("dev")} >= {run, again}
+
+
 class SecretEngine(SimulatedEngine):
     """The simulated engine, with one secret output on every stack (as a real engine reports it)."""
 

@@ -40,10 +40,19 @@ class Affected:
     consumers: dict[str, str] = field(default_factory=dict)
     #: changed contexts and their consumers, in deploy order
     contexts: list[str] = field(default_factory=list)
+    #: the commit compared with: the merge-base of ``since`` and HEAD
+    base: str = ""
+
+    def why(self, context: str) -> str:
+        """One line saying why ``context`` is listed."""
+        if context in self.changed:
+            return "; ".join(self.changed[context])
+        return f"consumes {self.consumers[context]}, which is affected"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"since": self.since, "env": self.env, "contexts": self.contexts, "changed": self.changed,
-                "consumers": self.consumers}
+        return {"since": self.since, "base": self.base, "env": self.env, "contexts": self.contexts,
+                "changed": self.changed, "consumers": self.consumers,
+                "why": {c: self.why(c) for c in self.contexts}}
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -61,13 +70,23 @@ def repo_root(path: Path) -> Path:
     return Path(_git(path, "rev-parse", "--show-toplevel").strip())
 
 
-def changed_paths(repo: Path, since: str) -> set[str]:
-    """Paths (relative to the work tree's top) that differ between ``since`` and the work tree, new untracked
-    files included. ``UsageError`` naming the ref when git does not know it."""
+def merge_base(repo: Path, since: str) -> str:
+    """The commit a branch forked from ``since``: the merge-base of ``since`` and HEAD (so that what ``since``
+    gained after the fork, on main say, is not counted as this branch's change). ``UsageError`` naming the ref when
+    git does not know it, or when the two share no history."""
     try:
         _git(repo, "rev-parse", "--verify", "--quiet", f"{since}^{{commit}}")
     except UsageError:
         raise UsageError(f"--since: git does not know the ref {since!r}") from None
+    try:
+        return _git(repo, "merge-base", since, "HEAD").strip()
+    except UsageError:
+        raise UsageError(f"--since {since}: it shares no history with HEAD (no merge-base)") from None
+
+
+def changed_paths(repo: Path, since: str) -> set[str]:
+    """Paths (relative to the work tree's top) that differ between ``since`` (a commit) and the work tree, new
+    untracked files included."""
     diff = _git(repo, "diff", "--name-only", "-z", since, "--")
     untracked = _git(repo, "ls-files", "--others", "--exclude-standard", "-z")
     return {p for p in (diff + untracked).split("\0") if p}
@@ -113,8 +132,10 @@ def affected(library: ContractLibrary, since: str, env: str | None = None) -> Af
         env = policy.base if policy else next(iter(library.environments.environments))
     graph = EnvGraph.resolve(library, env)
     top = repo_root(library.root)
-    paths = changed_paths(top, since)
-    result = Affected(since=since, env=env)
+    base = merge_base(top, since)
+    paths = changed_paths(top, base)
+    result = Affected(since=since, env=env, base=base)
+    since = base  # old texts are read at the merge-base too
 
     def mark(context: str, why: str) -> None:
         if context in graph:

@@ -1,24 +1,25 @@
 """The ``ode`` command. Thin: each command parses its options, calls the library, and renders the result.
 
-Every command takes the common options after its own name: ``--contracts DIR``, ``--state-dir DIR``, ``--json``.
-With ``--json`` the result goes to stdout as JSON and messages go to stderr.
+Every command takes the common options after its own name: ``--contracts DIR``, ``--state-dir DIR``,
+``--registry URL``, ``--json``. With ``--json`` the result goes to stdout as JSON and messages go to stderr. What a
+command runs with (library, registry, engine, orchestrator) comes from one place, :mod:`ode.workspace`.
 
-Exit status, for every command (and ``scripts/ephemeral_env.py``): 0 done; 1 a stack failed, a check found
-violations, or the registry cannot be used; 2 a usage or contract mistake; 3 the environment is locked by another
-run; 130 interrupted (Ctrl-C or SIGTERM).
+Exit status, for every command (``ode ci`` and ``scripts/ephemeral_env.py`` included): 0 done; 1 a stack failed, a
+check found violations, or the registry cannot be used; 2 a usage or contract mistake (a missing Pulumi CLI on CI
+too); 3 the environment is locked by another run; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,11 +29,16 @@ import click
 from . import render
 from .clock import utcnow
 from .errors import OdeError, UsageError
+from .registry_api import RegistryBackend
+from .workspace import DEFAULT_PARALLEL, Workspace, WorkspaceOptions, parse_delays
+
+#: ``--simulate-delay`` parsing, under the name older callers import.
+_delays = parse_delays
 
 if TYPE_CHECKING:
     from .contracts import ContractLibrary
     from .orchestrator import Orchestrator, RunResult
-    from .registry import Registry, StackRecord
+    from .registry import StackRecord
 
 #: The exit statuses, one table for every command and the CI script.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -47,8 +53,23 @@ class Common:
     contracts: Path
     state_dir: Path
     json: bool
+    #: ``--registry`` / ``ODE_REGISTRY``; None: SQLite under the state dir.
+    registry: str | None = None
     #: Run when the command ends, however it ends (an embedded AWS to stop...).
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    _workspace: Workspace | None = None
+
+    def workspace(self, **engine: Any) -> Workspace:
+        """The command's workspace (opened once), from the common options and the engine options ``engine``."""
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in engine.items()}
+        options = WorkspaceOptions(contracts=self.contracts, state_dir=self.state_dir, registry=self.registry,
+                                   **given)
+        if self._workspace is None:
+            self._workspace = Workspace(options, announce=lambda line: self.say(line, err=True))
+            self.cleanups.append(self._workspace.close)
+        elif engine:  # the library or registry was opened first (a lenient read): the engine options apply now
+            self._workspace.options = options.resolved()
+        return self._workspace
 
     def emit(self, data: Any) -> None:
         """Write a command's result as JSON on stdout."""
@@ -68,10 +89,13 @@ def common_options(func: F) -> F:
     @click.option("--state-dir", "state_dir", default=None, envvar="ODE_STATE_DIR",
                   type=click.Path(path_type=Path, file_okay=False),
                   help="Where the platform keeps its state  [default: ./.ode, or ODE_STATE_DIR]")
+    @click.option("--registry", "registry", default=None, envvar="ODE_REGISTRY", metavar="URL",
+                  help="Where the registry lives: sqlite:///DIR/registry.db or dynamodb://TABLE?region=R (shared by "
+                       "every runner)  [default: <state dir>/registry.db, or ODE_REGISTRY]")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
     @functools.wraps(func)
-    def wrapper(contracts: Path, state_dir: Path | None, as_json: bool, **kwargs: Any) -> Any:
-        common = Common(contracts, state_dir or Path(".ode"), as_json)
+    def wrapper(contracts: Path, state_dir: Path | None, registry: str | None, as_json: bool, **kwargs: Any) -> Any:
+        common = Common(contracts, state_dir or Path(".ode"), as_json, registry=registry or None)
         try:
             return func(common, **kwargs)
         except OdeError as exc:
@@ -131,6 +155,19 @@ def main() -> None:
     if os.environ.get("NO_COLOR"):
         os.environ.setdefault("TERM", "dumb")
     handle_sigterm()
+    log_warnings()
+
+
+def log_warnings() -> None:
+    """Warnings of ode's modules (an event or an output that could not be published...) as one ``warning:`` line
+    each on stderr."""
+    logger = logging.getLogger("ode")
+    if not any(getattr(h, "ode_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.ode_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -281,19 +318,23 @@ def engine_options(func: F) -> F:
     """Add the options of commands that run stacks: ``--engine``, ``--parallel``, the simulated engine's faults,
     ``--force-unlock`` and ``--target``."""
     options = [
-        click.option("--engine", "engine", type=click.Choice(["auto", "pulumi", "simulated"]), default="auto",
-                     envvar="ODE_ENGINE", show_default=True,
+        click.option("--engine", "engine", default="auto", envvar="ODE_ENGINE", show_default=True,
+                     metavar="auto|pulumi|simulated",
                      help="pulumi (the Automation API), simulated (in-process, creates nothing), or auto: pulumi "
-                          "where its CLI is found, else simulated."),
+                          "where its CLI is found, else simulated (never under CI=true: name it there). Other "
+                          "engines come from packages (entry points `ode.engines`)."),
         click.option("--parallel", "parallel", type=click.IntRange(1, 256), default=DEFAULT_PARALLEL,
-                     show_default=True, help="Most stacks running at once."),
+                     envvar="ODE_PARALLEL", show_default=True, help="Most stacks running at once."),
         click.option("--simulate-failure", "simulate_failure", multiple=True, metavar="CONTEXT",
                      help="Simulated engine: make this context's stack fail (repeatable)."),
         click.option("--simulate-delay", "simulate_delay", multiple=True, metavar="CONTEXT=SECONDS",
                      help="Simulated engine: this context's stack takes that long ('*' for every one)."),
         click.option("--force-unlock", "force_unlock", is_flag=True,
-                     help="Break the environment's lock left by a process that is gone (another host's, or a dead "
-                          "pid); a lock whose process still runs on this host is never broken."),
+                     help="Break the environment's lock left by a process that is gone (another host's, a dead "
+                          "pid, an expired lease); a lock whose process still runs on this host is never broken."),
+        click.option("--force", "force", is_flag=True,
+                     help="With --force-unlock: break a shared registry's live lease too (its runner may still be "
+                          "working: be sure it is gone)."),
         click.option("--target", "target", type=click.Choice(["aws", "local"]), default="aws", show_default=True,
                      help="local: deploy with the pulumi engine into an embedded AWS (moto) on 127.0.0.1."),
     ]
@@ -302,117 +343,28 @@ def engine_options(func: F) -> F:
     return func
 
 
-#: Stacks mostly wait on cloud APIs: more than the cores, but few enough not to hit API rate limits.
-DEFAULT_PARALLEL = 8
-
-
-def _delays(items: tuple[str, ...]) -> dict[str, float]:
-    """``CONTEXT=SECONDS`` pairs; a value that is not a finite number of seconds, zero or more, is refused."""
-    delays = {}
-    for item in items:
-        name, sep, seconds = item.partition("=")
-        try:
-            value = float(seconds)
-        except ValueError:
-            value = math.nan
-        if not sep or not name.strip() or not math.isfinite(value) or value < 0:
-            raise UsageError(f"--simulate-delay {item!r}: expected CONTEXT=SECONDS, with SECONDS a number of zero "
-                             "or more")
-        delays[name.strip()] = value
-    return delays
-
-
-def _check_fault_targets(library: ContractLibrary, option: str, names: Iterable[str]) -> None:
-    """Each name of ``--simulate-failure``/``--simulate-delay`` must be a context (or ``ENV.CONTEXT``, or ``*``
-    for a delay): a typo would otherwise rehearse nothing, silently."""
-    for name in names:
-        context = name.split(".", 1)[1] if "." in name else name
-        if name != "*" and context not in library.contexts:
-            raise UsageError(f"{option} {name!r}: no context {context!r} in {library.root} (known: "
-                             f"{', '.join(sorted(library.contexts))})")
-
-
-def open_orchestrator(common: Common, *, engine: str = "auto", parallel: int = DEFAULT_PARALLEL,
-                      simulate_failure: tuple[str, ...] = (), simulate_delay: tuple[str, ...] = (),
-                      force_unlock: bool = False, target: str = "aws", env: str | None = None,
-                      quiet: bool = False, lenient: bool = False) -> Orchestrator:
-    """The library, registry, engine and orchestrator that a command runs with."""
-    from .cli_check import install_gate
-    from .contracts import load_library
-    from .engines import make_engine
-    from .orchestrator import Orchestrator
-    from .progress import reporter_for
-
-    if lenient:
-        library = load_lenient(common)
-    else:
-        library = load_library(common.contracts, env if env in _long_lived(common) else None)
-    delays = _delays(simulate_delay)
-    if "*" in simulate_failure:
-        raise UsageError("--simulate-failure '*': name a context (repeat the option for several)")
-    _check_fault_targets(library, "--simulate-failure", simulate_failure)
-    _check_fault_targets(library, "--simulate-delay", delays)
-    pulumi_options: dict[str, Any] = {}
-    config: dict[str, str] = {}
-    if target == "local":
-        if engine == "simulated":
-            raise UsageError("--target local deploys with the pulumi engine; the simulated engine needs no target")
-        engine = "pulumi"
-        from .local_aws import LocalAws
-
-        local = LocalAws.start()
-        common.cleanups.append(local.stop)
-        common.say(f"target: embedded AWS (moto) at {local.endpoint}")
-        pulumi_options["env_vars"] = local.environment()
-        config.update(local.stack_config())
-    chosen = make_engine(engine, library, common.state_dir, failures=simulate_failure,
-                         delays=delays, announce=lambda line: common.say(line, err=True),
-                         **pulumi_options)
-    registry = open_registry(common)  # after the usage checks above: a refused command leaves no new state behind
-    if chosen.name == "pulumi":
+def open_orchestrator(common: Common, *, env: str | None = None, quiet: bool = False, lenient: bool = False,
+                      **engine: Any) -> Orchestrator:
+    """The orchestrator a command runs with, from its workspace (``engine``: the engine options)."""
+    workspace = common.workspace(**engine)
+    orchestrator = workspace.orchestrator(env if env in _long_lived(common) else None, lenient=lenient, quiet=quiet)
+    if orchestrator.engine.name == "pulumi":
         guard_children()
-    install_gate(chosen, library, common.state_dir)  # mandatory policy rules run before any stack's engine run
-    orchestrator = Orchestrator(library, registry, chosen, parallel=parallel,
-                                reporter=reporter_for(quiet), engine_config=config)
-    orchestrator.force_unlock = force_unlock
     return orchestrator
 
 
-def open_registry(common: Common) -> Registry:
-    """The registry under ``--state-dir``; a new one is announced in one line (a wrong ``--state-dir`` or a
-    deleted file must not pass for an environment with nothing deployed)."""
-    from .registry import Registry
-
-    registry = Registry(common.state_dir)
-    if registry.created:
-        common.say(f"note: new registry {registry.path}: it knows no environment deployed before", err=True)
-        left = [p for p in ("pulumi", "simulated", "workspaces") if any((common.state_dir / p).glob("*"))]
-        if left:
-            common.say(f"warning: {common.state_dir} holds stack state ({', '.join(left)}/) that the new registry "
-                       "does not know: was registry.db deleted? Restore it before deploying or destroying",
-                       err=True)
-    return registry
+def open_registry(common: Common) -> RegistryBackend:
+    """The registry ``--registry`` names (default: SQLite under ``--state-dir``); a new SQLite file is announced
+    in one line (a wrong ``--state-dir`` or a deleted file must not pass for an environment with nothing
+    deployed)."""
+    return common.workspace().registry
 
 
 def load_lenient(common: Common) -> ContractLibrary:
     """The library for commands that work from the registry (``status``, ``env list``, ``gc``): a broken contract
     is reported in one line and left out, instead of stopping the command. Only an unusable environments.yaml
     (or contracts directory) stops it."""
-    from .contracts import ContractErrors, read_library
-
-    library, errors = read_library(common.contracts)
-    if library is None:
-        raise ContractErrors(errors)
-    try:
-        errors.extend(library.check(None))
-    except Exception:  # noqa: BLE001 - the cross-file check of a partly broken library may trip; go on without it
-        pass
-    if errors:
-        n = len(errors)
-        first = errors[0]
-        common.say(f"warning: {n} error{'s' if n != 1 else ''} in {common.contracts} (first: {first}); going on "
-                   "without the broken contracts (`ode validate` lists them)", err=True)
-    return library
+    return common.workspace().library(lenient=True)
 
 
 def _long_lived(common: Common) -> set[str]:
@@ -609,7 +561,7 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
             click.echo(f"{env}.{context}\t{interface}\t{json.dumps(value, sort_keys=True)}")
 
 
-def _secret_outputs(common: Common, registry: Registry, records: list[StackRecord], engine: str | None,
+def _secret_outputs(common: Common, registry: RegistryBackend, records: list[StackRecord], engine: str | None,
                     ) -> dict[str, dict[str, Any]]:
     """The secret outputs of deployed stacks (context -> name -> value), read from the engine that holds each
     one's state (the registry never holds them); a stack the engine cannot read is one clear error naming it."""
@@ -651,6 +603,8 @@ def split_names(text: str | None, option: str = "--contexts", allow_empty: bool 
 
 
 from . import cli_check, cli_env  # noqa: E402,F401  - register `ode check`, `ode env`, `ode gc`, `ode affected`
+
+from . import cli_ci  # noqa: E402,F401  # isort: skip  - registers `ode ci` and `ode registry`
 
 from . import cli_contracts  # noqa: E402,F401  # isort: skip  - registers components, init, diff, import, catalog
 

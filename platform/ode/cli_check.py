@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,33 +18,15 @@ from typing import Any
 import click
 
 from .cli import Common, common_options, main, split_names
+
+# The gate lives in cli_gate (the workspace installs it); its names stay importable from here.
+from .cli_gate import POLICY_PACK, PolicyGate, StackRun, install_gate, preview_stack  # noqa: F401
 from .clock import Clock, utcnow
 from .contracts import ContractLibrary
-from .engines import EngineError, ResourceChange, StackSpec
+from .engines import EngineError, StackSpec
 from .errors import UsageError
 from .graph import EnvGraph
-from .policy import Policies, PolicyViolationError, Report, Res, bounds_for, resources_from
-
-#: The CrossGuard pack in a source checkout (``pulumi up --policy-pack policies``).
-POLICY_PACK = Path(__file__).resolve().parents[2] / "policies"
-
-
-@dataclass
-class StackRun:
-    """One stack's previewed program: its resources as the rules see them, its outputs, and the time it took."""
-
-    resources: list[Res]
-    outputs: dict[str, Any]
-    seconds: float
-
-
-def preview_stack(spec: StackSpec, library: ContractLibrary) -> StackRun:
-    """Run a stack's program under mocks and return its resources and outputs (raises ``ProgramError``)."""
-    from .program import run_simulated  # imports pulumi: deferred until a program really runs
-
-    started = time.perf_counter()
-    run = run_simulated(spec, library, preview=True)
-    return StackRun(resources_from(run.resources), dict(run.outputs), time.perf_counter() - started)
+from .policy import Policies, Report, Res
 
 
 @dataclass
@@ -98,59 +80,6 @@ def check_environment(library: ContractLibrary, env: str, contexts: Iterable[str
         result.report.violations.extend(policies.check_stack(context, resources, upstream, stack=stack))
         result.check_s += time.perf_counter() - started
     return result
-
-
-class PolicyGate:
-    """Run before an engine previews or deploys a stack: raises :class:`PolicyViolationError` (an engine error,
-    so the stack fails and its consumers are skipped) when the stack breaks a mandatory rule.
-
-    Engines call it as ``gate(spec, resources)`` with the resources their program recorded; with ``None`` (an
-    engine that has not run the program, such as the pulumi engine) the gate runs it under mocks first, so a
-    violating stack never reaches the cloud. ``pulumi_options(spec)`` gives the pulumi engine the policy pack and
-    this stack's pack configuration, so that the CLI applies the same rules.
-    """
-
-    def __init__(self, library: ContractLibrary, state_dir: str | Path, *, clock: Clock = utcnow):
-        self.library = library
-        self.state_dir = Path(state_dir)
-        self.clock = clock
-        self._policies: dict[str, Policies] = {}
-
-    def policies(self, env: str) -> Policies:
-        if env not in self._policies:
-            self._policies[env] = Policies(self.library, env, clock=self.clock)
-        return self._policies[env]
-
-    def __call__(self, spec: StackSpec, resources: Sequence[ResourceChange] | None) -> None:
-        if spec.context not in self.library.contexts:
-            return
-        views = resources_from(resources) if resources is not None else \
-            preview_stack(spec, self.library).resources
-        violations = self.policies(spec.settings_env).check_stack(spec.context, views, spec.upstream,
-                                                                  stack=spec.stack_name)
-        blocking = [v for v in violations if v.blocking]
-        if blocking:
-            raise PolicyViolationError(spec.stack_name, blocking)
-
-    def pulumi_options(self, spec: StackSpec) -> dict[str, list[str]]:
-        """``policy_packs`` and ``policy_pack_configs`` for the Automation API's up and preview (empty where
-        the pack is not beside the sources, as in an installed copy)."""
-        if not (POLICY_PACK / "PulumiPolicy.yaml").exists():
-            return {}
-        policies = self.policies(spec.settings_env)
-        bounds = bounds_for(self.library, spec.context, spec.upstream, spec.secret_upstream)
-        config = policies.pack_config(spec.context, bounds)
-        folder = self.state_dir / "policy"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{spec.stack_name}.json"
-        path.write_text(json.dumps(config, indent=2, sort_keys=True))
-        return {"policy_packs": [str(POLICY_PACK)], "policy_pack_configs": [str(path)]}
-
-
-def install_gate(engine: object, library: ContractLibrary, state_dir: str | Path) -> None:
-    """Give an engine the policy gate (engines without a ``gate`` attribute are left as they are)."""
-    if hasattr(engine, "gate"):
-        engine.gate = PolicyGate(library, state_dir)
 
 
 @main.command()

@@ -13,10 +13,8 @@ from .cli import (
     common_options,
     confirm_or_abort,
     engine_options,
-    load_lenient,
     main,
     open_orchestrator,
-    open_registry,
     render_result,
     split_names,
 )
@@ -25,6 +23,7 @@ from .ephemeral import EphemeralEnvironments, record_dict
 
 
 def _envs(common: Common, lenient: bool = False, **engine: Any) -> EphemeralEnvironments:
+    """The ephemeral-environment service of the command's workspace."""
     orchestrator = open_orchestrator(common, lenient=lenient, **engine)
     return EphemeralEnvironments(orchestrator.library, orchestrator.registry, orchestrator)
 
@@ -66,9 +65,7 @@ def env_create(common: Common, name: str, base: str | None, contexts: str | None
 @common_options
 def env_list(common: Common, include_destroyed: bool) -> None:
     """List the environments made on demand, soonest to expire first."""
-    library = load_lenient(common)
-    registry = open_registry(common)
-    records = EphemeralEnvironments(library, registry, None).list(include_destroyed=include_destroyed)  # type: ignore[arg-type]
+    records = common.workspace().records().list(include_destroyed=include_destroyed)
     if common.json:
         common.emit({"environments": [record_dict(r) for r in records]})
         return
@@ -104,7 +101,7 @@ def env_destroy(common: Common, name: str, yes: bool, **engine: Any) -> None:
 @common_options
 def env_extend(common: Common, name: str, ttl: str) -> None:
     """Move the expiry of the environment NAME to now + TTL (earlier or later), under its lock."""
-    envs = EphemeralEnvironments(load_lenient(common), open_registry(common), None)  # type: ignore[arg-type]
+    envs = common.workspace().records()
     record = envs.extend(name, ttl)
     if common.json:
         common.emit(record_dict(record))
@@ -135,11 +132,13 @@ def gc(common: Common, **engine: Any) -> None:
 
 
 @main.command()
-@click.option("--since", required=True, help="The git ref to compare with (a branch, tag or commit).")
+@click.option("--since", required=True, help="The git ref to compare with (a branch, tag or commit): changes since "
+                                              "its merge-base with HEAD count.")
 @click.option("--env", "env_name", default=None, help="Only contexts deployed in this environment.")
 @common_options
 def affected(common: Common, since: str, env_name: str | None) -> None:
-    """The contexts whose contract, settings or component code changed since a git ref, and their consumers."""
+    """The contexts whose contract, settings or code changed since the merge-base of a git ref and HEAD, and their
+    consumers, each with why it is listed."""
     from .affected import affected as find_affected
     from .contracts import load_library
 
@@ -150,6 +149,5 @@ def affected(common: Common, since: str, env_name: str | None) -> None:
     if not found.contexts:
         common.say(f"nothing changed since {since}")
         return
-    for context in sorted(found.contexts):
-        why = "changed" if context in found.changed else "consumer of a changed context"
-        click.echo(f"{context}\t{why}")
+    for context in found.contexts:  # deploy order, each with why it is listed
+        click.echo(f"{context}\t{'changed' if context in found.changed else 'consumer'}\t{found.why(context)}")

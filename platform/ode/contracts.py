@@ -349,6 +349,14 @@ class AlarmSubscriptions(_Input):
         return self
 
 
+class EventsSetting(_Input):
+    """Where an environment's lifecycle events go (``events: {bus: NAME}`` in environments.yaml)."""
+
+    bus: str = Field(pattern=r"^[A-Za-z0-9/_.-]{1,256}$",
+                     description="Name (or ARN) of the EventBridge bus that receives ode's lifecycle events "
+                                 "(StackSucceeded, StackFailed, EnvironmentCreated, ...; docs/lifecycle-events.md).")
+
+
 class Environment(_Input):
     """A long-lived environment: where its stacks go."""
 
@@ -361,6 +369,12 @@ class Environment(_Input):
 
     alarms: AlarmSubscriptions = Field(default_factory=AlarmSubscriptions,  # type: ignore[arg-type]
                                        description="Who hears the alarms of the environment's contexts.")
+    publish: Literal["ssm"] | None = Field(None, description="ssm: each stack's outputs are published to SSM "
+                                           "Parameter Store at /ode/<project>/<env>/<context>/<interface> (JSON; "
+                                           "SecureString where secret), for tooling and consumers in other "
+                                           "repositories. Environments made on demand follow their base.")
+    events: EventsSetting | None = Field(None, description="Lifecycle events of this environment (and of those "
+                                         "made on demand from it) go to this EventBridge bus.")
 
     _policies = field_validator("policies", mode="before")(check_policies)
 

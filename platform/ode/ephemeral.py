@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from .clock import Clock, iso, parse_iso, utcnow
 from .contracts import ContractLibrary, parse_duration
 from .errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
+from .lifecycle import environment_created, environment_expired
 from .naming import check_env_name
-from .orchestrator import RunResult
-from .registry import EnvironmentRecord, LockedError, Registry
+from .orchestrator import RunResult, environment_tags
+from .registry import EnvironmentRecord, LockedError
+from .registry_api import RegistryBackend
 
 __all__ = ["EphemeralEnvironments", "GcReport", "ProtectedEnvironmentError", "is_expired", "record_dict"]
 
@@ -113,12 +115,17 @@ class EphemeralEnvironments:
     are the same as ``ode up``); ``clock`` decides what is expired, so tests can move time.
     """
 
-    def __init__(self, library: ContractLibrary, registry: Registry, orchestrator: Orchestrator,
+    def __init__(self, library: ContractLibrary, registry: RegistryBackend, orchestrator: Orchestrator | None,
                  clock: Clock = utcnow):
         self.library = library
         self.registry = registry
         self.orchestrator = orchestrator
         self.clock = clock
+
+    def _orchestrator(self) -> Orchestrator:
+        if self.orchestrator is None:
+            raise UsageError("this service was opened without an orchestrator: it can list and extend, not deploy")
+        return self.orchestrator
 
     # -- checks ------------------------------------------------------------------------------------------------
 
@@ -205,14 +212,15 @@ class EphemeralEnvironments:
         asked = list(contexts) if contexts is not None else None
         if asked is not None and not asked:
             raise UsageError("--contexts names no context")
-        own = self.orchestrator.graph(name, asked, base_env=base_env, reuse=reused).contexts  # checks the names
+        orchestrator = self._orchestrator()
+        own = orchestrator.graph(name, asked, base_env=base_env, reuse=reused).contexts  # checks the names
         if not own:
             raise NothingToDeployError(
                 f"nothing to deploy in {name}: {', '.join(asked or sorted(self.library.contexts))} "
                 f"{'is' if asked and len(asked) == 1 else 'are all'} reused from {base_env} (--reuse); leave "
                 "them out of --reuse to deploy them in the new environment")
 
-        with self.orchestrator.hold(name, "env create") as run:
+        with orchestrator.hold(name, "env create") as run:
             # Read again under the lock: another run may have extended or changed the environment meanwhile.
             current = self.registry.environment(name)
             live = current if current is not None and current.ephemeral and current.status != "destroyed" else None
@@ -228,8 +236,9 @@ class EphemeralEnvironments:
                 created_at=live.created_at if live else iso(self.clock()) or "", expires_at=expires,
                 contexts=asked, reuse=reused, status="creating")
             self.registry.put_environment(record)
+            orchestrator.tags[name] = environment_tags(record)  # the expiry as of this deploy
             try:
-                result = self.orchestrator.up(name, asked, base_env=base_env, reuse=reused, run_id=run.id)
+                result = orchestrator.up(name, asked, base_env=base_env, reuse=reused, run_id=run.id)
             except BaseException:
                 # Keep what was there: a live environment that could not be updated is still what it was.
                 _quietly(self.registry.put_environment, live if live is not None else replace(record, status="failed"))
@@ -237,6 +246,10 @@ class EphemeralEnvironments:
             run.status = "succeeded" if result.ok else "interrupted" if result.interrupted else "failed"
             status = "active" if result.ok else "failed"
             self.registry.set_environment_status(name, status)
+        if orchestrator.events is not None and not result.interrupted:
+            orchestrator.events.emit(*environment_created(
+                name, base=base_env, ephemeral=True, owner=record.owner, expires_at=record.expires_at,
+                contexts=record.contexts, reuse=record.reuse, ok=result.ok))
         return replace(record, status=status), result
 
     def extend(self, name: str, ttl: str) -> EnvironmentRecord:
@@ -283,7 +296,8 @@ class EphemeralEnvironments:
         """:meth:`destroy`; with ``only_if_expired`` (``gc``), an environment whose expiry moved before its lock
         was taken is left alone and None returned."""
         self.get(name)
-        with self.orchestrator.hold(name, "env destroy") as run:
+        orchestrator = self._orchestrator()
+        with orchestrator.hold(name, "env destroy") as run:
             record = self.get(name)
             if only_if_expired and not is_expired(record, self.clock()):
                 run.status = "succeeded"
@@ -291,11 +305,14 @@ class EphemeralEnvironments:
             if record.status == "destroyed" and not self.registry.stacks(name):
                 # Destroyed already (a second `down` of a closed pull request): nothing to do, and that is fine.
                 run.status = "succeeded"
-                return RunResult(env=name, engine=self.orchestrator.engine.name, operation="destroy",
-                                 simulated=self.orchestrator.simulated)
+                return RunResult(env=name, engine=orchestrator.engine.name, operation="destroy",
+                                 simulated=orchestrator.simulated)
+            if only_if_expired and orchestrator.events is not None:
+                orchestrator.events.emit(*environment_expired(name, base=record.base, owner=record.owner,
+                                                              expires_at=record.expires_at))
             self.registry.set_environment_status(name, "destroying")
             try:
-                result = self.orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),
+                result = orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),
                                                    run_id=run.id)
             except BaseException:
                 _quietly(self.registry.set_environment_status, name, "failed")

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -159,40 +160,126 @@ class LifecycleEvents:
 
     # -- one method per detail-type ------------------------------------------------------------------------------
 
+    def _send(self, event: tuple[str, dict[str, Any]]) -> bool:
+        detail_type, detail = event
+        env = detail.pop("environment")
+        return self.publish(detail_type, env, detail)
+
     def stack_succeeded(self, env: str, context: str, *, engine: str, duration_s: float,
                         outputs: dict[str, Any], secret_outputs: Iterable[str] = (), simulated: bool = False) -> bool:
         """A stack deployed; ``outputs`` may hold secret ones: they are left out here, by name."""
-        hidden = set(secret_outputs)
-        return self.publish(STACK_SUCCEEDED, env, {
-            "context": context, "stack": f"{env}.{context}", "engine": engine, "simulated": simulated,
-            "duration_s": max(0.0, float(duration_s)),
-            "outputs": {k: v for k, v in outputs.items() if k not in hidden}, "secret_outputs": sorted(hidden)})
+        return self._send(stack_succeeded(env, context, engine=engine, duration_s=duration_s, outputs=outputs,
+                                          secret_outputs=secret_outputs, simulated=simulated))
 
     def stack_failed(self, env: str, context: str, *, engine: str, error: str, duration_s: float | None = None,
                      skipped: Iterable[str] = (), simulated: bool = False) -> bool:
         """A stack's run failed; ``skipped`` are the stacks that needed it."""
-        detail: dict[str, Any] = {"context": context, "stack": f"{env}.{context}", "engine": engine,
-                                  "simulated": simulated, "error": error[:MAX_ERROR], "skipped": sorted(skipped)}
-        if duration_s is not None:
-            detail["duration_s"] = max(0.0, float(duration_s))
-        return self.publish(STACK_FAILED, env, detail)
+        return self._send(stack_failed(env, context, engine=engine, error=error, duration_s=duration_s,
+                                       skipped=skipped, simulated=simulated))
 
     def environment_created(self, env: str, *, base: str | None, ephemeral: bool, owner: str | None,
                             expires_at: str | None, contexts: list[str] | None, reuse: Iterable[str] = (),
                             ok: bool = True) -> bool:
         """An environment was created or updated (``ok``: every stack deployed)."""
-        return self.publish(ENVIRONMENT_CREATED, env, {
-            "base": base, "ephemeral": ephemeral, "owner": owner, "expires_at": expires_at,
-            "contexts": None if contexts is None else list(contexts), "reuse": list(reuse), "ok": ok})
+        return self._send(environment_created(env, base=base, ephemeral=ephemeral, owner=owner,
+                                              expires_at=expires_at, contexts=contexts, reuse=reuse, ok=ok))
 
     def environment_destroyed(self, env: str, *, base: str | None, ephemeral: bool, stacks: int,
                               owner: str | None = None, expires_at: str | None = None) -> bool:
         """An environment's stacks were destroyed."""
-        return self.publish(ENVIRONMENT_DESTROYED, env, {"base": base, "ephemeral": ephemeral, "stacks": stacks,
-                                                         "owner": owner, "expires_at": expires_at})
+        return self._send(environment_destroyed(env, base=base, ephemeral=ephemeral, stacks=stacks, owner=owner,
+                                                expires_at=expires_at))
 
     def environment_expired(self, env: str, *, base: str | None, owner: str | None, expires_at: str | None,
                             ephemeral: bool = True) -> bool:
         """Garbage collection found ``env`` past its expiry (sent before it destroys it)."""
-        return self.publish(ENVIRONMENT_EXPIRED, env, {"base": base, "ephemeral": ephemeral, "owner": owner,
-                                                       "expires_at": expires_at})
+        return self._send(environment_expired(env, base=base, owner=owner, expires_at=expires_at,
+                                              ephemeral=ephemeral))
+
+
+# -- the details, as ``(detail_type, detail)`` for :meth:`Emitter.emit` (``detail["environment"]`` names the
+# -- environment; the common fields schema_version, project and time are added when it is sent) ---------------------
+
+Event = tuple[str, dict[str, Any]]
+
+
+def stack_succeeded(env: str, context: str, *, engine: str, duration_s: float, outputs: dict[str, Any],
+                    secret_outputs: Iterable[str] = (), simulated: bool = False) -> Event:
+    """A StackSucceeded event; secret outputs are left out (by name)."""
+    hidden = set(secret_outputs)
+    return STACK_SUCCEEDED, {
+        "environment": env, "context": context, "stack": f"{env}.{context}", "engine": engine,
+        "simulated": simulated, "duration_s": max(0.0, float(duration_s)),
+        "outputs": {k: v for k, v in outputs.items() if k not in hidden}, "secret_outputs": sorted(hidden)}
+
+
+def stack_failed(env: str, context: str, *, engine: str, error: str, duration_s: float | None = None,
+                 skipped: Iterable[str] = (), simulated: bool = False) -> Event:
+    """A StackFailed event; ``skipped`` are the stacks that needed it."""
+    detail: dict[str, Any] = {"environment": env, "context": context, "stack": f"{env}.{context}",
+                              "engine": engine, "simulated": simulated, "error": error[:MAX_ERROR],
+                              "skipped": sorted(skipped)}
+    if duration_s is not None:
+        detail["duration_s"] = max(0.0, float(duration_s))
+    return STACK_FAILED, detail
+
+
+def environment_created(env: str, *, base: str | None, ephemeral: bool, owner: str | None, expires_at: str | None,
+                        contexts: list[str] | None, reuse: Iterable[str] = (), ok: bool = True) -> Event:
+    """An EnvironmentCreated event (also sent when an environment is updated)."""
+    return ENVIRONMENT_CREATED, {
+        "environment": env, "base": base, "ephemeral": ephemeral, "owner": owner, "expires_at": expires_at,
+        "contexts": None if contexts is None else list(contexts), "reuse": list(reuse), "ok": ok}
+
+
+def environment_destroyed(env: str, *, base: str | None, ephemeral: bool, stacks: int, owner: str | None = None,
+                          expires_at: str | None = None) -> Event:
+    """An EnvironmentDestroyed event."""
+    return ENVIRONMENT_DESTROYED, {"environment": env, "base": base, "ephemeral": ephemeral, "stacks": stacks,
+                                   "owner": owner, "expires_at": expires_at}
+
+
+def environment_expired(env: str, *, base: str | None, owner: str | None, expires_at: str | None,
+                        ephemeral: bool = True) -> Event:
+    """An EnvironmentExpired event (sent by gc before it destroys the environment)."""
+    return ENVIRONMENT_EXPIRED, {"environment": env, "base": base, "ephemeral": ephemeral, "owner": owner,
+                                 "expires_at": expires_at}
+
+
+class Emitter(Protocol):
+    """What the orchestrator sends lifecycle events through (``Orchestrator.events``)."""
+
+    def emit(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Send one event; ``detail["environment"]`` names its environment. Never raises."""
+
+
+class LifecycleEmitter:
+    """Sends each environment's events to the bus its settings name (``events: {bus: NAME}``; an environment made
+    on demand follows its base), in that environment's region. Environments without a bus send nothing.
+
+    ``place(env)`` gives ``(bus, region)`` of an environment, or None. Nothing here ever raises: a failure to send
+    is one warning line in the log (logger ``ode.lifecycle``)."""
+
+    def __init__(self, project: str, place: Callable[[str], tuple[str, str | None] | None], *,
+                 clock: Clock = utcnow):
+        self.project = project
+        self.place = place
+        self.clock = clock
+        self._senders: dict[tuple[str, str | None], LifecycleEvents] = {}
+        self._lock = threading.Lock()
+
+    def emit(self, detail_type: str, detail: dict[str, Any]) -> None:
+        try:
+            body = dict(detail)
+            env = str(body.pop("environment"))
+            where = self.place(env)
+            if where is None:
+                return
+            with self._lock:
+                sender = self._senders.get(where)
+                if sender is None:
+                    sender = self._senders[where] = LifecycleEvents(where[0], project=self.project,
+                                                                    region=where[1], clock=self.clock)
+            sender.publish(detail_type, env, body)
+        except Exception as exc:  # noqa: BLE001 - an event must never fail the run it reports
+            log.warning("could not send lifecycle event %s: %s", detail_type, exc)

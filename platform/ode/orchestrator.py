@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,8 +46,11 @@ from .contracts import OUTPUT_FIELDS, ContractLibrary
 from .engines import Engine, EngineError, StackResult, StackSpec
 from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
+from .lifecycle import Emitter, environment_destroyed, stack_failed, stack_succeeded
 from .progress import RUNNING, NullReporter, Reporter
-from .registry import EnvironmentRecord, LockedError, Registry, StackRecord
+from .publish import OutputsPublisher
+from .registry import EnvironmentRecord, LockedError, StackRecord
+from .registry_api import RegistryBackend
 from .scheduler import ReadyQueue, Skip, run_ready
 
 #: Statuses a stack ends a run with. ``orphaned``: the registry holds a stack of a context the library no longer
@@ -55,6 +60,14 @@ ORPHANED = "orphaned"
 _GOOD = (SUCCEEDED, UNCHANGED, DESTROYED)
 
 SECRET_MASK = "[secret]"
+
+#: Stack config carrying the tags of an environment made on demand (``ode:expires-at``, ``ode:pr``,
+#: ``ode:created-by``): the program adds them to the provider's default tags. Left out of the fingerprint, so
+#: that ``ode env extend`` (a new expiry) redeploys nothing; a stack redeployed for another reason carries the
+#: expiry as it is then.
+CONFIG_TAGS = "ode:tags"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -160,6 +173,18 @@ class Plan:
                 "stacks": [s.to_dict() for s in self.stacks]}
 
 
+def environment_tags(record: EnvironmentRecord) -> dict[str, str]:
+    """The tags every resource of an environment made on demand carries: ``ode:created-by``, ``ode:expires-at``
+    and, for a pull request's environment (``pr-<N>``), ``ode:pr``."""
+    tags = {"ode:created-by": record.owner or "unknown"}
+    if record.expires_at:
+        tags["ode:expires-at"] = record.expires_at
+    match = re.fullmatch(r"pr-(\d+)", record.name)
+    if match:
+        tags["ode:pr"] = match.group(1)
+    return tags
+
+
 class OutputContractError(OdeError):
     """A stack's outputs do not carry what its contract promises."""
 
@@ -211,7 +236,7 @@ class Orchestrator:
     times; ``engine_config`` is stack config every stack gets (a local target's endpoint, for example).
     """
 
-    def __init__(self, library: ContractLibrary, registry: Registry, engine: Engine, *, parallel: int = 4,
+    def __init__(self, library: ContractLibrary, registry: RegistryBackend, engine: Engine, *, parallel: int = 8,
                  reporter: Reporter | None = None, retries: int = 2, backoff_s: float = 1.0,
                  clock: Clock = utcnow, engine_config: dict[str, str] | None = None):
         if parallel < 1:
@@ -227,8 +252,17 @@ class Orchestrator:
         self.engine_config = dict(engine_config or {})
         #: Break a lock left by a process that is gone, on every run (``--force-unlock``).
         self.force_unlock = False
+        #: With ``force_unlock``: also break a live lease (``--force``; a lease's holder may be alive elsewhere).
+        self.force = False
         self._cancel = threading.Event()
         self._fixed_parts: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
+        #: Lifecycle events: an object with ``emit(detail_type, detail)`` that never raises; None: none sent.
+        self.events: Emitter | None = None
+        #: Stack outputs to SSM Parameter Store (environments that say ``publish: ssm``), and read back from there
+        #: for producers this registry does not know; None: neither.
+        self.outputs: OutputsPublisher | None = None
+        #: Tags of environments made on demand, by environment (set by the ephemeral-environment service).
+        self.tags: dict[str, dict[str, str]] = {}
 
     @property
     def simulated(self) -> bool:
@@ -263,24 +297,38 @@ class Orchestrator:
 
     def _spec(self, env: str, context: str, base: str | None, upstream: dict[str, Any] | None = None,
               secret: frozenset[tuple[str, str, str]] = frozenset()) -> StackSpec:
+        config = dict(self.engine_config)
+        tags = self._tags(env) if base is not None else None
+        if tags:
+            config[CONFIG_TAGS] = json.dumps(tags, sort_keys=True)
         return StackSpec(project=self.library.project, env=env, context=context, contracts_dir=self.library.root,
-                         base_env=base, upstream=upstream or {}, secret_upstream=secret,
-                         config=dict(self.engine_config))
+                         base_env=base, upstream=upstream or {}, secret_upstream=secret, config=config)
+
+    def _tags(self, env: str) -> dict[str, str]:
+        """The tags of an environment made on demand, from its record (read once per orchestrator)."""
+        if env not in self.tags:
+            record = self.registry.environment(env)
+            self.tags[env] = environment_tags(record) if record is not None and record.ephemeral else {}
+        return self.tags[env]
 
     def _fingerprint(self, spec: StackSpec) -> tuple[str, dict[str, str]]:
         """The stack's fingerprint, and the digest of each of its parts (to say what changed)."""
-        key = (spec.env, spec.context, spec.base_env, json.dumps(spec.config, sort_keys=True))
+        # Tags say who made an environment and until when: they change no resource's shape (see CONFIG_TAGS).
+        config = {k: v for k, v in spec.config.items() if k != CONFIG_TAGS}
+        key = (spec.env, spec.context, spec.base_env, json.dumps(config, sort_keys=True))
         fixed = self._fixed_parts.get(key)
         if fixed is None:  # the library does not change during a run: these parts are computed once
             ctx = self.library.contexts[spec.context]
-            place = self.library.environment(spec.settings_env)
+            # Where outputs and events are published changes no resource: left out, so turning them on redeploys
+            # nothing.
+            place = self.library.environment(spec.settings_env).model_dump(mode="json",
+                                                                           exclude={"publish", "events"})
             contract = ctx.model_dump(mode="json", exclude={"settings", "overrides", "description", "environments"})
             fixed = self._fixed_parts[key] = {
                 "contract": _digest(contract),
                 "settings": _digest(ctx.settings_for(spec.settings_env)),
                 "code": code_digests().get(ctx.component, ""),
-                "place": _digest([self.library.project, spec.env, spec.base_env, place.model_dump(mode="json"),
-                                  spec.config]),
+                "place": _digest([self.library.project, spec.env, spec.base_env, place, config]),
             }
             service = service_code_digest(self.library, spec.context, spec.settings_env)
             if service:  # only contexts with code of their own have the part: others keep their fingerprints
@@ -313,11 +361,11 @@ class Orchestrator:
             if outcome is not None:
                 outputs, secrets = outcome.outputs, outcome.secret_outputs
             else:
-                rec = self.registry.stack(source_env, link.producer)
-                if rec is None or rec.status != SUCCEEDED:
+                found = self._deployed(source_env, link.producer)
+                if found is None:
                     raise OdeError(f"{source_env}.{link.producer} is not deployed, and {env}.{context} needs its "
                                    f"{link.interface!r}: run `ode up --env {source_env} --contexts {link.producer}`")
-                outputs, secrets = rec.outputs, frozenset(rec.secret_outputs)
+                outputs, secrets = found
             if link.interface in secrets and link.interface not in outputs:
                 # An unchanged producer's outcome carries the registry's outputs, which never hold secret values:
                 # those are read back from the engine (Pulumi's encrypted state), once per producer.
@@ -340,6 +388,19 @@ class Orchestrator:
                 for name in (value if isinstance(value, dict) else {}):
                     secret.add((link.producer, link.interface, name))
         return upstream, frozenset(secret)
+
+    def _deployed(self, env: str, producer: str) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """A deployed producer's outputs and secret names: from the registry, else (an environment that says
+        ``publish: ssm``) from SSM Parameter Store, where another repository's or runner's ode published them.
+        Outputs read from SSM carry their secret values (in memory only); the registry's never do."""
+        rec = self.registry.stack(env, producer)
+        if rec is not None and rec.status == SUCCEEDED:
+            return rec.outputs, frozenset(rec.secret_outputs)
+        if rec is None and self.outputs is not None:
+            found = self.outputs.read(env, producer)
+            if found is not None:
+                return found
+        return None
 
     def check_outputs(self, context: str, outputs: dict[str, Any]) -> None:
         """Raise :class:`OutputContractError` when ``outputs`` lack an interface or a field the contract
@@ -440,8 +501,7 @@ class Orchestrator:
             for context in graph.contexts:
                 for link in self.library.links(context):
                     if link.deploy and link.producer in reused:
-                        rec = self.registry.stack(base, link.producer)
-                        if rec is None or rec.status != SUCCEEDED:
+                        if self._deployed(base, link.producer) is None:
                             raise OdeError(f"{base}.{link.producer} is reused by {env} but is not deployed in "
                                            f"{base}: run `ode up --env {base} --contexts {link.producer}` first")
         order = graph.contexts
@@ -472,6 +532,12 @@ class Orchestrator:
             return outcome
 
         result.stacks, result.interrupted = self._schedule(env, "up", order, deps, work)
+        if self.events is not None:
+            for failed in (s for s in result.stacks if s.status == FAILED):
+                skipped = [s.stack for s in result.stacks if s.status == SKIPPED and failed.stack in (s.reason or "")]
+                self.events.emit(*stack_failed(env, failed.context, engine=self.engine.name, error=failed.error or "",
+                                               duration_s=failed.duration_s, skipped=skipped,
+                                               simulated=self.simulated))
         orphans = {s.context for s in result.stacks}
         for rec in self._orphans(env):
             if rec.context not in orphans:
@@ -496,7 +562,7 @@ class Orchestrator:
             return
         try:
             run = _Run(self.registry.begin_run(env, command, self.engine.name,
-                                               force_unlock=force_unlock or self.force_unlock))
+                                               force_unlock=force_unlock or self.force_unlock, force=self.force))
         except LockedError:
             raise
         except Exception:
@@ -533,7 +599,8 @@ class Orchestrator:
             if release is not None:
                 release(env)
                 return
-            # A backend without release_lock: end this process's last running run of ``env``, which drops its lock.
+            # A backend written before release_lock joined the protocol: end this process's last running run of
+            # ``env``, which drops its lock.
             me = f" pid {os.getpid()}"
             if (self.registry.lock_holder(env) or "").endswith(me):
                 mine = [r for r in self.registry.runs(env) if r.status == "running" and r.holder.endswith(me)]
@@ -543,7 +610,8 @@ class Orchestrator:
             pass
 
     def _knows(self, env: str) -> bool:
-        """Whether the registry has any record of ``env`` (asked of any registry backend, old or new)."""
+        """Whether the registry has any record of ``env`` (also of a backend written before ``knows`` joined the
+        protocol)."""
         knows = getattr(self.registry, "knows", None)
         if knows is not None:
             return bool(knows(env))
@@ -594,8 +662,19 @@ class Orchestrator:
                                      secret_outputs=sorted(res.secret_outputs), engine=self.engine.name,
                                      simulated=res.simulated, started_at=iso(started) or "",
                                      finished_at=iso(finished) or "", duration_s=duration)
+        self._published(env, context, res)
         return StackOutcome(stack, context, SUCCEEDED, iso(started), iso(finished), duration, res.outputs,
                             frozenset(res.secret_outputs), reason=reason, attempts=attempts, changes=res.changes)
+
+    def _published(self, env: str, context: str, res: StackResult) -> None:
+        """Tell other tooling that a stack deployed: its outputs to SSM, a StackSucceeded event. Neither can fail
+        the stack: a publishing error is one warning line."""
+        if self.outputs is not None:
+            self.outputs.publish(env, context, res.outputs, res.secret_outputs)
+        if self.events is not None:
+            self.events.emit(*stack_succeeded(env, context, engine=self.engine.name, duration_s=res.duration_s,
+                                              outputs=res.outputs, secret_outputs=res.secret_outputs,
+                                              simulated=res.simulated))
 
     def _failed(self, stack: str, context: str, started: datetime, t0: float, error: str, attempts: int,
                 record: bool = False) -> StackOutcome:
@@ -643,9 +722,9 @@ class Orchestrator:
             raise ProtectedEnvironmentError(f"environment {env!r} is protected (environments.yaml): ode never "
                                             "destroys it")
         if not self._knows(env):
-            where = getattr(self.registry, "path", None) or "the registry"
+            where = getattr(self.registry, "path", None) or getattr(self.registry, "url", None) or "the registry"
             raise UsageError(f"{where} has no record of environment {env!r}: nothing of it was deployed with this "
-                             "registry (check --state-dir)")
+                             "registry (check --state-dir or --registry)")
         recorded = {s.context for s in self.registry.stacks(env)}
         if contexts is not None:
             wanted = set(contexts)
@@ -692,6 +771,11 @@ class Orchestrator:
             run.status = _run_status(result)
             if result.ok and not self.registry.stacks(env):  # `ode destroy --env pr-1` too: env list must say so
                 self.registry.set_environment_status(env, "destroyed")
+                if self.events is not None:
+                    record = self.registry.environment(env)
+                    self.events.emit(*environment_destroyed(
+                        env, base=base, ephemeral=base is not None, stacks=len(result.stacks),
+                        owner=record.owner if record else None, expires_at=record.expires_at if record else None))
         return result
 
     def _destroy_one(self, env: str, context: str, base: str | None, run_id: int) -> StackOutcome:
@@ -716,6 +800,8 @@ class Orchestrator:
                 return self._failed(stack, context, started, t0, f"{type(exc).__name__}: {exc}", attempts,
                                     record=True)
         self.registry.forget_stack(env, context)
+        if self.outputs is not None:
+            self.outputs.unpublish(env, context)
         finished = self.clock()
         return StackOutcome(stack, context, DESTROYED, iso(started), iso(finished), time.perf_counter() - t0,
                             attempts=attempts, changes=res.changes)

@@ -33,6 +33,8 @@ CONFIG_ENDPOINT, CONFIG_SECRET_KEYS = "ode:awsEndpoint", "ode:upstreamSecretKeys
 #: ``local`` deploys into an embedded AWS whose address is in :data:`ENDPOINT_VARIABLE` of the program's
 #: environment: the address changes every run, so it stays out of the stack's config and fingerprint.
 CONFIG_TARGET, ENDPOINT_VARIABLE = "ode:target", "ODE_AWS_ENDPOINT"
+#: Extra default tags (JSON object), given to the stacks of environments made on demand (``ode:expires-at``...).
+CONFIG_TAGS = "ode:tags"
 
 #: AWS services whose endpoints point at an embedded AWS (``--target local``). One name per service: the provider
 #: warns (and will refuse) when an alias (``cloudwatchevents``, ``cloudwatchlogs``) is set beside it.
@@ -94,7 +96,9 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
         endpoint = os.environ.get(ENDPOINT_VARIABLE)
         if not endpoint:
             raise ValueError(f"{CONFIG_TARGET}: local, but {ENDPOINT_VARIABLE} (the embedded AWS's address) is not set")
-    provider_args: dict[str, Any] = {"region": place.region, "default_tags": {"tags": identity.tags()}}
+    extra_tags = json.loads(spec.config.get(CONFIG_TAGS) or "{}")
+    provider_args: dict[str, Any] = {"region": place.region,
+                                     "default_tags": {"tags": {**extra_tags, **identity.tags()}}}
     if endpoint:
         provider_args.update(
             endpoints=[{service: endpoint for service in LOCAL_SERVICES}], access_key="test", secret_key="test",
@@ -200,7 +204,8 @@ def main() -> None:
         upstream.setdefault(producer, {}).setdefault(interface, {})[name] = secret_json.apply(
             functools.partial(_secret_field, where=(producer, interface, name)))
     secret_upstream = frozenset((str(p), str(i), str(n)) for p, i, n in keys)
-    extra = {CONFIG_ENDPOINT: config.get("awsEndpoint") or "", CONFIG_TARGET: config.get("target") or ""}
+    extra = {CONFIG_ENDPOINT: config.get("awsEndpoint") or "", CONFIG_TARGET: config.get("target") or "",
+             CONFIG_TAGS: config.get("tags") or ""}
     spec = StackSpec(project=library.project, env=env, context=context, contracts_dir=contracts,
                      base_env=config.get("baseEnv"), upstream=upstream, secret_upstream=secret_upstream,
                      config={k: v for k, v in extra.items() if v})

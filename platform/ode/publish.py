@@ -21,8 +21,10 @@ The client is boto3's default, so ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SSM`
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import boto3
@@ -36,6 +38,8 @@ from .registry_api import RegistryBackend
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8})
 ROOT = "/ode"
+
+log = logging.getLogger(__name__)
 
 
 class PublishError(OdeError):
@@ -168,3 +172,62 @@ class ProducerOutputs:
             return None
         outputs, secret = found
         return outputs, secret, "ssm"
+
+
+class OutputsPublisher:
+    """Stack outputs to SSM for the environments whose settings say ``publish: ssm`` (an environment made on
+    demand follows its base), each in its environment's region; and read back from there.
+
+    ``place(env)`` gives the region of an environment that publishes, or None for one that does not. Publishing
+    never fails a deploy: an error is one warning line (logger ``ode.publish``) and the deploy goes on."""
+
+    def __init__(self, project: str, place: Callable[[str], tuple[bool, str | None]], *,
+                 client_for: Callable[[str | None], Any] | None = None):
+        self.project = project
+        self.place = place
+        self._client_for = client_for
+        self._stores: dict[str | None, SsmOutputs] = {}
+        self._lock = threading.Lock()
+
+    def _store(self, env: str) -> SsmOutputs | None:
+        wanted, region = self.place(env)
+        if not wanted:
+            return None
+        with self._lock:
+            if region not in self._stores:
+                client = self._client_for(region) if self._client_for else None
+                self._stores[region] = SsmOutputs(self.project, region=region, client=client)
+            return self._stores[region]
+
+    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = ()) -> None:
+        """Publish a deployed stack's outputs (secret ones as SecureString); a failure is a warning."""
+        try:
+            store = self._store(env)
+            if store is not None:
+                store.publish(env, context, outputs, secret_outputs)
+        except Exception as exc:  # noqa: BLE001 - publishing must never fail the deploy
+            log.warning("%s", _one_line(exc, f"could not publish the outputs of {env}.{context} to SSM"))
+
+    def unpublish(self, env: str, context: str) -> None:
+        """Remove a destroyed stack's parameters; a failure is a warning."""
+        try:
+            store = self._store(env)
+            if store is not None:
+                store.unpublish(env, context)
+        except Exception as exc:  # noqa: BLE001 - a destroy that worked is not undone by this
+            log.warning("%s", _one_line(exc, f"could not remove the outputs of {env}.{context} from SSM"))
+
+    def read(self, env: str, context: str) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The published outputs of ``env.context`` and the names of the secret ones; None when the environment
+        does not publish, nothing is published, or SSM cannot be read (a warning says so)."""
+        try:
+            store = self._store(env)
+            return store.read(env, context) if store is not None else None
+        except Exception as exc:  # noqa: BLE001 - the caller reports the producer as not deployed
+            log.warning("%s", _one_line(exc, f"could not read the outputs of {env}.{context} from SSM"))
+            return None
+
+
+def _one_line(exc: Exception, fallback: str) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if isinstance(exc, PublishError) else f"{fallback}: {text}"

@@ -373,12 +373,14 @@ class Registry:
 
     # -- runs and locks ------------------------------------------------------------------------------------------
 
-    def begin_run(self, env: str, command: str, engine: str, *, force_unlock: bool = False) -> int:
+    def begin_run(self, env: str, command: str, engine: str, *, force_unlock: bool = False,
+                  force: bool = False) -> int:
         """Take the environment's lock and record a run; :class:`LockedError` when a live process holds it.
 
         A lock left by a process that is gone (same host, pid not running) is broken with a warning in the run's
         record; one from another host needs ``force_unlock``. A lock whose process still runs on this host is never
-        broken, not even with ``force_unlock``: two runs would deploy the same stacks at once.
+        broken, not even with ``force_unlock``: two runs would deploy the same stacks at once. (``force`` is the
+        protocol's: a pid that runs on this host is known to be live, so it changes nothing here.)
         """
         holder, host, pid = _holder()
         now = iso(utcnow())

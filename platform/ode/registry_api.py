@@ -46,6 +46,10 @@ class RegistryBackend(Protocol):
     given to a registry: ``record_success`` gets public outputs and the *names* of the secret ones.
     """
 
+    #: True when opening it made a new, empty store (a new SQLite file): a command says so, as a wrong
+    #: ``--state-dir`` must not pass for an empty registry.
+    created: bool
+
     # -- environments --
     def put_environment(self, record: EnvironmentRecord) -> None:
         """Insert or replace an environment's record."""
@@ -61,6 +65,9 @@ class RegistryBackend(Protocol):
 
     def environments(self) -> list[EnvironmentRecord]:
         """Every environment, by name."""
+
+    def knows(self, env: str) -> bool:
+        """Whether the registry has any record of ``env``: the environment, a stack or a run."""
 
     # -- stacks --
     def stack(self, env: str, context: str) -> StackRecord | None:
@@ -88,11 +95,18 @@ class RegistryBackend(Protocol):
         """Stacks left running or destroying by a run that did not finish."""
 
     # -- runs and locks --
-    def begin_run(self, env: str, command: str, engine: str, *, force_unlock: bool = False) -> int:
-        """Take the environment's lock and record a run; ``LockedError`` while another live run holds it."""
+    def begin_run(self, env: str, command: str, engine: str, *, force_unlock: bool = False,
+                  force: bool = False) -> int:
+        """Take the environment's lock and record a run; ``LockedError`` while another live run holds it.
+        ``force_unlock`` breaks a lock whose holder is gone (an expired lease, a dead pid); a live one only with
+        ``force`` too, where the backend can tell (leases)."""
 
     def end_run(self, run_id: int, env: str, status: str) -> None:
         """Record how a run ended and release the lock it holds."""
+
+    def release_lock(self, env: str) -> bool:
+        """Release this process's lock on ``env`` alone (when recording the run's end failed); False when even
+        that write failed."""
 
     def lock_holder(self, env: str) -> str | None:
         """Who holds ``env``'s lock, for ``ode status``: a line starting ``user@host pid N``; None when free."""

@@ -123,17 +123,32 @@ def parse_url(url: str) -> tuple[str, str | None]:
     if parts.scheme != "dynamodb" or not parts.netloc or parts.path not in ("", "/"):
         raise UsageError(f"--registry {url}: expected dynamodb://TABLE?region=REGION")
     query = parse_qs(parts.query)
-    unknown = sorted(set(query) - {"region"})
+    unknown = sorted(set(query) - {"region", "lease"})
     if unknown:
-        raise UsageError(f"--registry {url}: unknown parameter {unknown[0]!r} (known: region)")
+        raise UsageError(f"--registry {url}: unknown parameter {unknown[0]!r} (known: region, lease)")
     region = query.get("region", [None])[-1]
     return parts.netloc, region
 
 
+def lease_seconds(url: str) -> float:
+    """``?lease=SECONDS`` of a ``dynamodb://`` URL: a lock's time to live (default 60 s; at least 1)."""
+    text = parse_qs(urlsplit(url).query).get("lease", [None])[-1]
+    if text is None:
+        return DEFAULT_LEASE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 86400:
+        raise UsageError(f"--registry {url}: lease={text} must be a number of seconds from 1 to 86400")
+    return value
+
+
 def open_dynamodb(url: str, state_dir: Path) -> DynamoDBRegistry:
-    """The ``dynamodb`` entry point of ``ode.registries``; ``state_dir`` is not used (nothing is kept locally)."""
+    """The ``dynamodb`` entry point of ``ode.registries``; ``state_dir`` is not used (nothing is kept locally).
+    ``?lease=SECONDS`` sets how long a lock outlives its last heartbeat (a killed runner's, say)."""
     table, region = parse_url(url)
-    return DynamoDBRegistry(table, region=region)
+    return DynamoDBRegistry(table, region=region, lease_s=lease_seconds(url))
 
 
 def _client(region: str | None) -> Any:
@@ -244,6 +259,8 @@ class DynamoDBRegistry:
         self._count_lock = threading.Lock()
         self.client.meta.events.register("before-call.dynamodb.*", self._count)
         self._heartbeats: dict[tuple[str, int], _Heartbeat] = {}
+        #: A table is made by `ode registry init`, never by opening it (the SQLite registry makes its file).
+        self.created = False
         self._check_schema()
 
     @property
@@ -340,6 +357,14 @@ class DynamoDBRegistry:
 
     def environments(self) -> list[EnvironmentRecord]:
         return sorted((_env_record(d) for d in self._query({"S": _ENVS}, "ENV#")), key=lambda e: e.name)
+
+    def knows(self, env: str) -> bool:
+        """Whether the registry has any record of ``env``: the environment itself, a stack, a run or a lease."""
+        if self.environment(env) is not None:
+            return True
+        page = self._call("query", KeyConditionExpression="pk = :pk", ExpressionAttributeValues={
+            ":pk": _env_pk(env)}, Limit=1, ConsistentRead=True)
+        return bool(page.get("Items"))
 
     # -- stacks --------------------------------------------------------------------------------------------------
 
@@ -509,6 +534,22 @@ class DynamoDBRegistry:
         except ClientError:
             pass  # taken over meanwhile: the lease is someone else's now
 
+    def release_lock(self, env: str) -> bool:
+        """Release this process's lease on ``env`` (its heartbeat stops); False when that write failed (the lease
+        then runs out by itself)."""
+        for key in [k for k in self._heartbeats if k[0] == env]:
+            self._heartbeats.pop(key).stopped.set()
+        _holder_text, host, pid = _holder()
+        try:
+            self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": "LOCK"}},
+                       ConditionExpression="#h = :h AND pid = :p", ExpressionAttributeNames={"#h": "host"},
+                       ExpressionAttributeValues={":h": {"S": host}, ":p": {"N": str(pid)}})
+        except ClientError:
+            return True  # not ours (or gone already): nothing of this process to release
+        except RegistryError:
+            return False
+        return True
+
     def break_lock(self, env: str, *, force: bool = False) -> Lease | None:
         """Remove ``env``'s lease (``ode ... --force-unlock``): an expired one always, a live one only with
         ``force``. Its run is marked ``abandoned``. Returns the lease that was broken, or None if there was none."""
@@ -545,7 +586,18 @@ class DynamoDBRegistry:
 def create_table(table: str, *, region: str | None = None, client: Any = None, wait_s: float = 120.0) -> dict[str, Any]:
     """Create the registry table (``ode registry init``): on-demand billing, encryption at rest with a KMS key,
     point-in-time recovery, TTL on ``ttl`` (housekeeping of stale leases). Idempotent: an existing table is
-    brought to the same settings. Returns what was set."""
+    brought to the same settings. Returns what was set. Any AWS error is one-line :class:`RegistryError`."""
+    try:
+        return _create_table(table, region=region, client=client, wait_s=wait_s)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise RegistryError(f"dynamodb://{table}: cannot create the table: {error.get('Code', '')}: "
+                            f"{error.get('Message', exc)}") from None
+    except BotoCoreError as exc:
+        raise RegistryError(f"dynamodb://{table}: cannot create the table: {exc}") from None
+
+
+def _create_table(table: str, *, region: str | None, client: Any, wait_s: float) -> dict[str, Any]:
     ddb = client or _client(region)
     try:
         ddb.create_table(

@@ -45,7 +45,6 @@ from ._base import (
     StackSpec,
 )
 
-
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
 _NOT_STORED = ("op", "checked_inputs", "diff", "urn")
 #: Top-level inputs whose change makes AWS replace the resource rather than update it (names, keys, placement).
@@ -385,7 +384,10 @@ def _set_path(inputs: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _shown(value: Any) -> Any:
-    """A value as a diff shows it: a secret one stays masked, a value holding one is masked whole."""
+    """A value as a diff shows it: a secret one stays masked, a value holding one is masked whole; a whole number
+    that went through protobuf (always a double there) is shown as one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return SECRET_MASK if SECRET_MASK in _canon(value) else value
 
 

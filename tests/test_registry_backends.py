@@ -530,3 +530,19 @@ def test_a_killed_holders_lease_runs_out_and_is_taken_over(tmp_path: Path) -> No
     assert {r.id: r.status for r in registry.runs("dev")} == {killed_run: "abandoned", taken: "running"}
     registry.end_run(taken, "dev", "succeeded")
     registry.close()
+
+
+def test_drift_checks_and_heals_are_kept_per_stack(backend: Backend) -> None:
+    registry: Any = backend.registry
+    assert registry.drift_checks("dev") == []
+    drifted = [{"type": "aws:s3/bucket:Bucket", "name": "files", "urn": None, "op": "update",
+                "diff": [{"path": "tags.team", "old": "a", "new": "b", "replaces": False}]}]
+    registry.record_drift_check("dev", "orders", checked_at="2026-01-01T00:00:00", drifted=drifted)
+    registry.record_drift_check("dev", "payments", checked_at="2026-01-01T00:00:00", drifted=None, error="boom")
+    registry.record_heal("dev", "orders", healed_at="2026-01-01T00:01:00", run_id=7)
+    registry.record_drift_check("dev", "orders", checked_at="2026-01-01T00:02:00", drifted=[])
+    checks = {c["context"]: c for c in registry.drift_checks("dev")}
+    assert checks["orders"]["checked_at"] == "2026-01-01T00:02:00" and checks["orders"]["drifted"] == []
+    assert (checks["orders"]["healed_at"], checks["orders"]["heal_run"]) == ("2026-01-01T00:01:00", 7)
+    assert checks["payments"]["drifted"] is None and checks["payments"]["error"] == "boom"
+    assert registry.drift_checks("prod") == [] and registry.stacks("dev") == []  # kept apart from the stacks

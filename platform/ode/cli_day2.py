@@ -76,9 +76,10 @@ def _render(common: Common, report: DriftReport) -> None:
             for line in render_diff(s.resources):
                 click.echo(line)
         if report.healed is not None:
-            for s in report.healed.stacks:
-                if s.status != "unchanged" and s.context not in {d.context for d in report.drifted}:
-                    click.echo(f"{s.stack:<32} {s.status:<10} consumer: {s.reason or s.error or ''}")
+            for outcome in report.healed.stacks:
+                if outcome.status != "unchanged" and outcome.context not in {d.context for d in report.drifted}:
+                    click.echo(f"{outcome.stack:<32} {outcome.status:<10} "
+                               f"{outcome.reason or outcome.error or ''}")
         healed = sum(1 for s in report.drifted if s.heal == HEALED)
         sim = " (simulated)" if report.simulated else ""
         summary = (f"drift {report.env}: {len(report.stacks)} checked, {len(report.drifted)} drifted"

@@ -273,6 +273,7 @@ class SimulatedEngine:
                                      f"{' (some: ' + names + ')' if names else ''}")
             tagged = [r for r in candidates if isinstance(r["inputs"].get("tags"), dict)]
             target = (tagged or candidates or [None])[0]
+            value: Any
             if target is None:  # no resources recorded (programs not run): the stack itself drifts
                 key, name, prop, value = f"pulumi:pulumi:Stack::{stack}", stack, f"tags.{DRIFT_TAG}", "console"
             elif isinstance(target["inputs"].get("tags"), dict) or not target["inputs"]:

@@ -272,3 +272,24 @@ def test_a_program_failure_is_classified_from_the_engine_events() -> None:
         "color": "never", "severity": "error"}}))
     error = classify("dev.orders", CommandError(CommandResult("", "error: update failed", 255)), events)
     assert isinstance(error, ProgramError) and "boom" in error.detail
+
+
+# -- the live view ---------------------------------------------------------------------------------------------------
+
+def test_the_live_view_shows_resource_level_progress_of_running_stacks() -> None:
+    from rich.console import Console
+
+    from ode.progress import RUNNING, LiveReporter, resource_step
+
+    urn = "urn:pulumi:dev.orders::shop::ode:index:Service$aws:lambda/function:Function::orders-api"
+    assert resource_step(f"creating {urn}") == ("creating", "orders-api", "aws:lambda/function:Function")
+    assert resource_step("up (simulated)") is None and resource_step("creating nothing") is None
+    view = LiveReporter()
+    view.update("dev.orders", RUNNING, f"created {urn.replace('orders-api', 'orders-table')}")
+    view.update("dev.orders", RUNNING, f"creating {urn}")
+    view.update("dev.network", "succeeded", "")
+    console = Console(record=True, width=140)
+    console.print(view._table())
+    text = console.export_text()
+    assert "1 resource(s) done" in text and "orders-api" in text and "creating" in text
+    assert "aws:lambda/function:Function" in text

@@ -202,6 +202,11 @@ class SimulatedEngine:
         result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]
                              secret_outputs=frozenset(secrets), resources=resources,
                              changes=changes, simulated=True, duration_s=time.perf_counter() - started)
+        done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+        for res in resources:
+            res.urn = f"urn:pulumi:{spec.stack_name}::{spec.project}::{res.type}::{res.name}"
+            if progress and operation == "up" and res.op in done:  # resource-level progress, as the engine's events
+                progress(spec.stack_name, f"{done[res.op]} {res.urn}")
         if progress:
             progress(spec.stack_name, ", ".join(f"{n} {op}" for op, n in changes.items() if n) or "no resources")
         return result

@@ -293,3 +293,22 @@ def test_the_live_view_shows_resource_level_progress_of_running_stacks() -> None
     text = console.export_text()
     assert "1 resource(s) done" in text and "orders-api" in text and "creating" in text
     assert "aws:lambda/function:Function" in text
+
+
+def test_the_simulated_state_and_its_diffs_never_hold_a_secret_value(tmp_path: Path) -> None:
+    """The state keeps the masked inputs only (never the checked ones), and a diff against it stays masked."""
+    from ode.engines import ResourceChange, StackResult
+
+    engine = SimulatedEngine(load_library(SAMPLE), tmp_path, run_programs=False)
+    spec = StackSpec(project="shop", env="dev", context="identity", contracts_dir=SAMPLE)
+    db = ResourceChange(type="aws:rds/instance:Instance", name="db", parent=None,
+                        inputs={"password": "[secret]", "tags": {"team": "id"}},
+                        checked_inputs={"password": "hunter2-secret", "tags": {"team": "id"}})
+    engine._save(spec, StackResult(stack=spec.stack_name, operation="up", outputs={"creds": "s3cr3t-value"},
+                                   secret_outputs=frozenset({"creds"}), resources=[db]))
+    written = (tmp_path / "simulated" / "dev.identity.json").read_text()
+    assert "hunter2-secret" not in written and "s3cr3t-value" not in written
+    engine.inject_drift("dev.identity", "db")
+    drift = engine.refresh(spec, preview_only=True)
+    assert "hunter2-secret" not in json.dumps([r.to_dict() for r in drift.resources])
+    assert drift.resources[0].diff[0].path == "tags.changed-by"

@@ -312,3 +312,22 @@ def test_the_simulated_state_and_its_diffs_never_hold_a_secret_value(tmp_path: P
     drift = engine.refresh(spec, preview_only=True)
     assert "hunter2-secret" not in json.dumps([r.to_dict() for r in drift.resources])
     assert drift.resources[0].diff[0].path == "tags.changed-by"
+
+
+def test_plan_diff_on_the_command_line_shows_a_changed_setting(sample_library: Path, tmp_path: Path) -> None:
+    def ode(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--env", "dev", "--engine", "simulated",
+                               "--contracts", str(sample_library), "--state-dir", str(tmp_path / "state")],
+                              capture_output=True, text=True, timeout=120)
+
+    assert ode("up", "--contexts", "notifications").returncode == 0
+    path = sample_library / "notifications.yaml"
+    doc = yaml.safe_load(path.read_text())
+    settings = doc.setdefault("settings", {})
+    before = settings.get("memory_mb", 256)
+    settings["memory_mb"] = before + 128
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    shown = ode("plan", "--diff", "--contexts", "notifications")
+    assert shown.returncode == 0, shown.stderr
+    assert f"memorySize: {before} -> {before + 128}" in shown.stdout
+    assert "update" in shown.stdout and "dev.notifications" in shown.stdout

@@ -357,6 +357,11 @@ class EngineEvents:
         if event.resource_pre_event is not None:
             change = self._change(event.resource_pre_event.metadata)
             with self._lock:
+                # a replacement is several steps of one URN (create-replacement, replace, delete-replaced): the
+                # one that carries the changed properties is kept
+                prior = self._steps.get(change.urn or change.name)
+                if prior is not None and prior.diff and not change.diff:
+                    change.diff = prior.diff
                 self._steps[change.urn or change.name] = change
             if change.op != "same":
                 self._say(f"{_DOING.get(change.op, change.op)} {change.urn}")

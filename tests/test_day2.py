@@ -231,6 +231,8 @@ def test_the_pulumi_engine_reads_resources_diffs_and_progress_from_engine_events
     assert jobs.diff[0].replaces and (jobs.diff[0].old, jobs.diff[0].new) == ("a", "b")
     assert f"updating {api.urn}" in lines
     assert any(line.startswith("policy lambda-tracing (advisory): tracing is off") for line in lines)
+    assert [(p["policy"], p["level"], p["urn"]) for p in result.policy_violations] == [
+        ("lambda-tracing", "advisory", api.urn)]
 
     with pytest.raises(EngineError) as failed:
         engine.up(spec, lambda stack, line: lines.append(line))

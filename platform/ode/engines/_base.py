@@ -102,6 +102,8 @@ class StackResult:
     changes: dict[str, int] = field(default_factory=dict)
     simulated: bool = False
     duration_s: float = 0.0
+    #: Policy violations the engine reported (``{"policy", "pack", "level", "message", "urn"}``).
+    policy_violations: list[dict[str, Any]] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[str, str], None]

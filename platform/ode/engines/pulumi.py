@@ -234,7 +234,8 @@ class PulumiEngine:
             changes = dict(events.changes)
         return StackResult(stack=spec.stack_name, operation=operation, outputs=values,  # type: ignore[arg-type]
                            secret_outputs=hidden, resources=events.resource_changes(), changes=changes,
-                           simulated=False, duration_s=time.perf_counter() - started)
+                           simulated=False, duration_s=time.perf_counter() - started,
+                           policy_violations=list(events.policies))
 
     def preview(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         return self._run(spec, "preview", progress)

@@ -333,3 +333,23 @@ def test_plan_diff_on_the_command_line_shows_a_changed_setting(sample_library: P
     assert shown.returncode == 0, shown.stderr
     assert f"memorySize: {before} -> {before + 128}" in shown.stdout
     assert "update" in shown.stdout and "dev.notifications" in shown.stdout
+
+
+def test_heal_in_an_environment_made_on_demand_never_deploys_what_it_reuses(tmp_path: Path) -> None:
+    from ode.ephemeral import EphemeralEnvironments
+
+    state = tmp_path / "state"
+    orchestrator = _orchestrator(SAMPLE, state)
+    assert orchestrator.up("dev").ok
+    envs = EphemeralEnvironments(orchestrator.library, orchestrator.registry, orchestrator)
+    record, created = envs.create("pr-7", contexts=["orders"])
+    assert created.ok and record.reuse == ["network", "shared-bus"]
+    engine = orchestrator.engine
+    assert isinstance(engine, SimulatedEngine)
+    engine.inject_drift("pr-7.payments")
+    report = heal(orchestrator, "pr-7")
+    assert [s.stack for s in report.drifted] == ["pr-7.payments"] and report.exit_code == 0
+    assert report.healed is not None
+    ran = {s.context: s.status for s in report.healed.stacks}
+    assert ran["payments"] == "succeeded" and "network" not in ran and "shared-bus" not in ran
+    assert orchestrator.registry.stack("pr-7", "network") is None

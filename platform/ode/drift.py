@@ -241,11 +241,10 @@ def heal(orchestrator: Orchestrator, env: str, contexts: Iterable[str] | None = 
             run.status = "interrupted" if report.interrupted else SUCCEEDED if not report.unchecked else FAILED
             return report
         before = {c: orchestrator.registry.stack(env, c) for c in drifted}
-        graph = orchestrator.graph(env, base_env=_base(orchestrator, env))
+        graph = orchestrator.graph(env)  # an environment made on demand: its recorded base and reused contexts
         deployed = {s.context for s in orchestrator.registry.stacks(env)}
         consumers = {d for c in drifted if c in graph for d in graph.descendants(c)} & deployed
-        healed = orchestrator.up(env, sorted(set(drifted) | consumers), base_env=_base(orchestrator, env),
-                                 run_id=run.id, force=drifted)
+        healed = orchestrator.up(env, sorted(set(drifted) | consumers), run_id=run.id, force=drifted)
         report.healed = healed
         for item in report.drifted:
             outcome = next((s for s in healed.stacks if s.context == item.context), None)

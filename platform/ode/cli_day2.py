@@ -41,6 +41,8 @@ def _inject(common: Common, orchestrator: Orchestrator, env: str, items: tuple[s
     for item in items:
         context, _, resource = item.partition("=")
         context = context.strip()
+        if context.startswith(f"{env}.") and context not in orchestrator.library.contexts:
+            context = context[len(env) + 1:]  # ENV.CONTEXT, as --simulate-failure takes it
         if context not in orchestrator.library.contexts:
             raise UsageError(f"--simulate-drift {item!r}: no context {context!r} in {orchestrator.library.root} "
                              f"(known: {', '.join(sorted(orchestrator.library.contexts))})")

@@ -353,3 +353,13 @@ def test_heal_in_an_environment_made_on_demand_never_deploys_what_it_reuses(tmp_
     ran = {s.context: s.status for s in report.healed.stacks}
     assert ran["payments"] == "succeeded" and "network" not in ran and "shared-bus" not in ran
     assert orchestrator.registry.stack("pr-7", "network") is None
+
+
+def test_plan_on_the_pulumi_engine_lists_the_resources_of_the_preview(stand_in: Path) -> None:  # noqa: F811
+    state = stand_in / "state"
+    library = load_library(SAMPLE)
+    plan = Orchestrator(library, Registry(state), PulumiEngine(library, state)).plan("dev", ["network"]).to_dict()
+    network = next(s for s in plan["stacks"] if s["stack"] == "dev.network")
+    assert [(r["name"], r["op"]) for r in network["resources"]] == [("files", "create"), ("jobs", "create"),
+                                                                      ("role", "create")]
+    assert all(r["urn"].startswith("urn:pulumi:dev.network::") and r["diff"] == [] for r in network["resources"])

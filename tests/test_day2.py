@@ -363,3 +363,16 @@ def test_plan_on_the_pulumi_engine_lists_the_resources_of_the_preview(stand_in: 
     assert [(r["name"], r["op"]) for r in network["resources"]] == [("files", "create"), ("jobs", "create"),
                                                                       ("role", "create")]
     assert all(r["urn"].startswith("urn:pulumi:dev.network::") and r["diff"] == [] for r in network["resources"])
+
+
+def test_a_drift_check_keeps_the_upstream_config_the_last_up_set(stand_in: Path) -> None:  # noqa: F811
+    state = stand_in / "state"
+    library = load_library(SAMPLE)
+    orchestrator = Orchestrator(library, Registry(state), PulumiEngine(library, state), parallel=2)
+    assert orchestrator.up("dev", ["notifications"]).ok
+    stored = state / "pulumi" / ".fake-pulumi" / "stacks" / "dev.notifications.json"
+    before = json.loads(stored.read_text())["config"]
+    assert any("upstream" in key and value["value"] not in ("{}", "") for key, value in before.items()), before
+    assert check_drift(orchestrator, "dev", ["notifications"]).exit_code == 0
+    assert refresh(orchestrator, "dev", ["notifications"]).ok
+    assert json.loads(stored.read_text())["config"] == before

@@ -165,7 +165,9 @@ class PulumiEngine:
         return {"PULUMI_CONFIG_PASSPHRASE": self._passphrase, "PULUMI_BACKEND_URL": self.backend_url,
                 "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable, **self.env_vars}
 
-    def _stack(self, spec: StackSpec, create: bool = True) -> Any:
+    def _stack(self, spec: StackSpec, create: bool = True, configure: bool = True) -> Any:
+        """The stack, created or selected; with ``configure`` its config set to exactly the spec's. A refresh keeps
+        the config the last ``up`` set: it runs no program, and is given no upstream outputs to set."""
         from pulumi import automation as auto
 
         from ..program import stack_config
@@ -180,6 +182,8 @@ class PulumiEngine:
                 stack = auto.select_stack(stack_name=spec.stack_name, work_dir=options.work_dir, opts=options)
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise classify(spec.stack_name, exc) from None
+        if not configure:
+            return stack
         plain, secret = stack_config(spec)
         values = {k: auto.ConfigValue(value=v) for k, v in plain.items()}
         values.update({k: auto.ConfigValue(value=v, secret=True) for k, v in secret.items()})
@@ -203,7 +207,7 @@ class PulumiEngine:
         if self.gate is not None and operation in ("up", "preview"):
             self.gate(spec, None)
             packs = self.gate.pulumi_options(spec)
-        stack = self._stack(spec, create=operation in ("up", "preview"))
+        stack = self._stack(spec, create=operation in ("up", "preview"), configure=operation != "refresh")
         events = EngineEvents(spec.stack_name, progress, refresh=operation == "refresh")
         common: dict[str, Any] = {"color": "never", "on_event": events}
         try:

@@ -57,9 +57,12 @@ def test_every_event_reaches_a_queue_through_a_rule_and_follows_its_schema() -> 
                                       expires_at="2026-01-02T00:00:00+00:00", reuse=["network"], ok=False)
     assert events.environment_expired("pr-9", base="dev", owner="ana", expires_at="2026-01-02T00:00:00+00:00")
     assert events.environment_destroyed("pr-9", base="dev", ephemeral=True, stacks=3)
-    got = received(url, 5)
+    assert events.drift_detected("pr-9", "orders", engine="pulumi", resources=[
+        {"type": "aws:s3/bucket:Bucket", "name": "orders-files", "properties": ["tags.changed-by"]}])
+    assert events.stack_healed("pr-9", "orders", engine="pulumi", duration_s=3.0, resources=1, outputs_changed=False)
+    got = received(url, 7)
     by_type = {m["detail-type"]: m for m in got}
-    assert len(got) == 5 and sorted(by_type) == sorted(DETAIL_TYPES)  # a standard queue keeps no order
+    assert len(got) == 7 and sorted(by_type) == sorted(DETAIL_TYPES)  # a standard queue keeps no order
     for message in got:
         assert message["source"] == "ode"
         jsonschema.validate(message["detail"], SCHEMAS[message["detail-type"]])

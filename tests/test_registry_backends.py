@@ -132,10 +132,17 @@ def test_dynamodb_urls_are_checked() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-def test_a_missing_table_is_one_line_naming_ode_registry_init(tmp_path: Path) -> None:
-    with pytest.raises(RegistryError, match="no such table.*ode registry init") as err:
-        open_registry("dynamodb://absent?region=us-east-1", tmp_path)
-    assert "\n" not in str(err.value)
+def test_a_missing_table_is_made_on_first_use_as_registry_init_makes_it(tmp_path: Path) -> None:
+    ddb = boto3.client("dynamodb")
+    assert "absent" not in ddb.list_tables()["TableNames"]
+    first = open_registry("dynamodb://absent?region=us-east-1", tmp_path)
+    assert first.created  # the front end announces a new registry, as it does for a new SQLite file
+    assert ddb.describe_table(TableName="absent")["Table"]["SSEDescription"]["Status"] == "ENABLED"
+    backups = ddb.describe_continuous_backups(TableName="absent")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    first.ensure_environment("dev")
+    again = open_registry("dynamodb://absent?region=us-east-1", tmp_path)
+    assert not again.created and again.knows("dev")
 
 
 @pytest.mark.usefixtures("aws")
@@ -553,3 +560,19 @@ def test_a_killed_holders_lease_runs_out_and_is_taken_over(tmp_path: Path) -> No
     assert {r.id: r.status for r in registry.runs("dev")} == {killed_run: "abandoned", taken: "running"}
     registry.end_run(taken, "dev", "succeeded")
     registry.close()
+
+
+def test_drift_checks_and_heals_are_kept_per_stack(backend: Backend) -> None:
+    registry: Any = backend.registry
+    assert registry.drift_checks("dev") == []
+    drifted = [{"type": "aws:s3/bucket:Bucket", "name": "files", "urn": None, "op": "update",
+                "diff": [{"path": "tags.team", "old": "a", "new": "b", "replaces": False}]}]
+    registry.record_drift_check("dev", "orders", checked_at="2026-01-01T00:00:00", drifted=drifted)
+    registry.record_drift_check("dev", "payments", checked_at="2026-01-01T00:00:00", drifted=None, error="boom")
+    registry.record_heal("dev", "orders", healed_at="2026-01-01T00:01:00", run_id=7)
+    registry.record_drift_check("dev", "orders", checked_at="2026-01-01T00:02:00", drifted=[])
+    checks = {c["context"]: c for c in registry.drift_checks("dev")}
+    assert checks["orders"]["checked_at"] == "2026-01-01T00:02:00" and checks["orders"]["drifted"] == []
+    assert (checks["orders"]["healed_at"], checks["orders"]["heal_run"]) == ("2026-01-01T00:01:00", 7)
+    assert checks["payments"]["drifted"] is None and checks["payments"]["error"] == "boom"
+    assert registry.drift_checks("prod") == [] and registry.stacks("dev") == []  # kept apart from the stacks

@@ -7,6 +7,9 @@ Use it from Python::
     library = load_library("contracts")          # raises ContractErrors listing every mistake
     graph = EnvGraph.resolve(library, "dev")     # the checked dependency graph of one environment
     print(graph.contexts)                        # producers before consumers
+
+    with open_workspace(contracts="contracts", engine="simulated") as workspace:   # what `ode` runs with
+        result = workspace.orchestrator().up("dev")  # a RunResult: result.ok, result.to_dict()
 """
 
 from .contracts import (
@@ -24,6 +27,7 @@ from .errors import OdeError, UsageError
 from .graph import CycleError, Edge, EnvGraph
 from .orchestrator import Orchestrator, RunResult, StackOutcome
 from .registry import LockedError, Registry
+from .workspace import Workspace, WorkspaceOptions, open_workspace
 
 __all__ = [
     "ContractError",
@@ -42,7 +46,10 @@ __all__ = [
     "Registry",
     "RunResult",
     "StackOutcome",
+    "Workspace",
+    "WorkspaceOptions",
     "json_schema",
     "load_library",
+    "open_workspace",
     "parse_duration",
 ]

@@ -409,10 +409,15 @@ def _env_options(func: F) -> F:
 @main.command()
 @_env_options
 @click.option("--no-preview", "no_preview", is_flag=True, help="Only the order and what changed; no engine preview.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Each resource's operation and, for updates and replacements, each changed property as old -> "
+                   "new (secrets masked).")
 @engine_options
 @common_options
-def plan(common: Common, env: str, contexts: str | None, no_preview: bool, **engine: Any) -> None:
+def plan(common: Common, env: str, contexts: str | None, no_preview: bool, show_diff: bool, **engine: Any) -> None:
     """Which stacks `up` would deploy, in which order, which are unchanged and why, with each one's preview."""
+    if show_diff and no_preview:
+        raise UsageError("--diff needs the engine's preview: drop --no-preview")
     orchestrator = open_orchestrator(common, env=env, quiet=True, **engine)
     result = orchestrator.plan(env, split_names(contexts), preview=not no_preview)
     if common.json:
@@ -423,6 +428,9 @@ def plan(common: Common, env: str, contexts: str | None, no_preview: bool, **eng
             click.echo(f"{s.stack:<32} {s.action:<10} {s.reason}{'  [' + changes + ']' if changes else ''}")
             if s.error:
                 click.secho(f"{'':<32} error: {s.error}", fg="red")
+            if show_diff:
+                for line in cli_day2.render_diff(s.resources, indent="    "):  # imported at the bottom
+                    click.echo(line)
         deploy = sum(1 for s in result.stacks if s.action == "deploy")
         same = sum(1 for s in result.stacks if s.action == "unchanged")
         orphaned = sum(1 for s in result.stacks if s.action == "orphaned")
@@ -607,6 +615,7 @@ from . import cli_check, cli_env  # noqa: E402,F401  - register `ode check`, `od
 from . import cli_ci  # noqa: E402,F401  # isort: skip  - registers `ode ci` and `ode registry`
 
 from . import cli_contracts  # noqa: E402,F401  # isort: skip  - registers components, init, diff, import, catalog
+from . import cli_day2  # noqa: E402,F401  # isort: skip  - registers refresh, drift
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ode.cli`: run the registered module's group
     from ode.cli import main as _main

@@ -35,7 +35,9 @@ SOURCE = "ode"
 STACK_SUCCEEDED, STACK_FAILED = "StackSucceeded", "StackFailed"
 ENVIRONMENT_CREATED, ENVIRONMENT_DESTROYED, ENVIRONMENT_EXPIRED = (
     "EnvironmentCreated", "EnvironmentDestroyed", "EnvironmentExpired")
-DETAIL_TYPES = (STACK_SUCCEEDED, STACK_FAILED, ENVIRONMENT_CREATED, ENVIRONMENT_DESTROYED, ENVIRONMENT_EXPIRED)
+DRIFT_DETECTED, STACK_HEALED = "DriftDetected", "StackHealed"
+DETAIL_TYPES = (STACK_SUCCEEDED, STACK_FAILED, ENVIRONMENT_CREATED, ENVIRONMENT_DESTROYED, ENVIRONMENT_EXPIRED,
+                DRIFT_DETECTED, STACK_HEALED)
 #: Bumped when a detail changes incompatibly; consumers can match on it.
 SCHEMA_VERSION = 1
 #: An error text in an event is cut to this many characters (EventBridge takes 256 KB per entry).
@@ -105,6 +107,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                  "(sent before it is destroyed).", {
         **_ENV,
     }, ["base", "ephemeral", "owner", "expires_at"]),
+    DRIFT_DETECTED: _schema(DRIFT_DETECTED, "A drift check (`ode drift`) found a deployed stack whose resources differ "
+                            "in the cloud from its state.", {
+        **{k: v for k, v in _STACK.items() if k != "duration_s"},
+        "resources": {"type": "array", "description": "The drifted resources and the paths of their changed "
+                      "properties (values are not sent).",
+                      "items": {"type": "object", "required": ["type", "name", "properties"],
+                                "properties": {"type": _NAME, "name": _NAME,
+                                               "properties": {"type": "array", "items": {"type": "string"}}}}},
+    }, ["context", "stack", "engine", "simulated", "resources"]),
+    STACK_HEALED: _schema(STACK_HEALED, "A drifted stack was redeployed (`ode drift --heal`).", {
+        **_STACK,
+        "resources": {"type": "integer", "minimum": 0, "description": "How many resources had drifted."},
+        "outputs_changed": {"type": "boolean", "description": "True when the heal changed the stack's outputs (its "
+                            "consumers were then redeployed too)."},
+    }, ["context", "stack", "engine", "simulated", "duration_s", "resources", "outputs_changed"]),
 }
 
 
@@ -195,6 +212,22 @@ class LifecycleEvents:
         """Garbage collection found ``env`` past its expiry (sent before it destroys it)."""
         return self._send(environment_expired(env, base=base, owner=owner, expires_at=expires_at,
                                               ephemeral=ephemeral))
+
+    def drift_detected(self, env: str, context: str, *, engine: str, resources: list[dict[str, Any]],
+                       simulated: bool = False) -> bool:
+        """A drift check found ``env.context`` drifted; ``resources``: ``{"type", "name", "properties"}`` each
+        (property paths only, never values)."""
+        return self.publish(DRIFT_DETECTED, env, {
+            "context": context, "stack": f"{env}.{context}", "engine": engine, "simulated": simulated,
+            "resources": [{"type": r["type"], "name": r["name"], "properties": list(r["properties"])}
+                          for r in resources]})
+
+    def stack_healed(self, env: str, context: str, *, engine: str, duration_s: float, resources: int,
+                     outputs_changed: bool, simulated: bool = False) -> bool:
+        """A drifted stack was redeployed (``outputs_changed``: its consumers redeployed as well)."""
+        return self.publish(STACK_HEALED, env, {
+            "context": context, "stack": f"{env}.{context}", "engine": engine, "simulated": simulated,
+            "duration_s": max(0.0, float(duration_s)), "resources": resources, "outputs_changed": outputs_changed})
 
 
 # -- the details, as ``(detail_type, detail)`` for :meth:`Emitter.emit` (``detail["environment"]`` names the

@@ -145,7 +145,9 @@ class PlannedStack:
     action: str  # deploy | unchanged | destroy
     reason: str
     producers: list[str] = field(default_factory=list)
-    resources: list[dict[str, Any]] | None = None
+    #: Each resource the preview saw, with its operation and changed properties; empty (never None) when the stack
+    #: is unchanged or was not previewed.
+    resources: list[dict[str, Any]] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
@@ -458,6 +460,7 @@ class Orchestrator:
             fingerprint, parts = self._fingerprint(spec)
             if rec is not None and rec.status == SUCCEEDED and rec.fingerprint == fingerprint:
                 item.action, item.reason = UNCHANGED, "fingerprint matches the last deploy"
+                item.resources = []
                 produced[context] = StackOutcome(stack, context, UNCHANGED, outputs=rec.outputs,
                                                  secret_outputs=frozenset(rec.secret_outputs))
                 continue
@@ -480,8 +483,12 @@ class Orchestrator:
     # -- up ------------------------------------------------------------------------------------------------------
 
     def up(self, env: str, contexts: Iterable[str] | None = None, *, base_env: str | None = None,
-           reuse: Iterable[str] = (), force_unlock: bool = False, run_id: int | None = None) -> RunResult:
+           reuse: Iterable[str] = (), force_unlock: bool = False, run_id: int | None = None,
+           force: Iterable[str] = ()) -> RunResult:
         """Deploy ``env`` (or ``contexts`` and what they need) and return how each stack ended.
+
+        ``force`` names contexts deployed even though their fingerprint matches (a drifted stack being healed: its
+        inputs did not change, the cloud did); their consumers still redeploy only if its outputs change.
 
         On an environment made on demand (``ode up --env pr-1``), no ``contexts`` means the ones it was made with;
         contexts given are added to its record. ``run_id``: a run whose lock the caller holds already (see
@@ -512,13 +519,13 @@ class Orchestrator:
                 self.registry.ensure_environment(env)
             if record is not None and grown is not None and grown != record.contexts:
                 self.registry.put_environment(replace(record, contexts=grown))
-            self._up(env, base, reused, order, deps, result, run)
+            self._up(env, base, reused, order, deps, result, run, set(force))
             if record is not None and record.ephemeral and not result.interrupted:
                 self.registry.set_environment_status(env, "active" if result.ok else "failed")
         return result
 
     def _up(self, env: str, base: str | None, reused: set[str], order: Sequence[str], deps: dict[str, set[str]],
-            result: RunResult, run: _Run) -> None:
+            result: RunResult, run: _Run, force: set[str] | None = None) -> None:
         run_id = run.id
         produced: dict[str, StackOutcome] = {}
         lock = threading.Lock()
@@ -526,7 +533,7 @@ class Orchestrator:
         def work(context: str) -> StackOutcome:
             with lock:
                 done = dict(produced)
-            outcome = self._up_one(env, context, base, done, reused, run_id)
+            outcome = self._up_one(env, context, base, done, reused, run_id, context in (force or ()))
             with lock:
                 produced[context] = outcome
             return outcome
@@ -618,7 +625,7 @@ class Orchestrator:
         return self.registry.environment(env) is not None or bool(self.registry.stacks(env))
 
     def _up_one(self, env: str, context: str, base: str | None, produced: dict[str, StackOutcome],
-                reused: set[str], run_id: int) -> StackOutcome:
+                reused: set[str], run_id: int, forced: bool = False) -> StackOutcome:
         stack = f"{env}.{context}"
         started = self.clock()
         t0 = time.perf_counter()
@@ -629,11 +636,12 @@ class Orchestrator:
         spec = self._spec(env, context, base, upstream, secret)
         fingerprint, parts = self._fingerprint(spec)
         rec = self.registry.stack(env, context)
-        if rec is not None and rec.status == SUCCEEDED and rec.fingerprint == fingerprint:
+        if rec is not None and rec.status == SUCCEEDED and rec.fingerprint == fingerprint and not forced:
             return StackOutcome(stack, context, UNCHANGED, outputs=rec.outputs,
                                 secret_outputs=frozenset(rec.secret_outputs),
                                 reason="fingerprint matches the last deploy")
-        reason = _why(rec, parts)
+        reason = "drifted: healing" if forced and rec is not None and rec.fingerprint == fingerprint else _why(
+            rec, parts)
         self.reporter.update(stack, RUNNING, reason)
         self.registry.mark_running(env, context, engine=self.engine.name, started_at=iso(started) or "",
                                    run_id=run_id)

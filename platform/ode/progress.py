@@ -8,13 +8,40 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 #: States a stack goes through in a run, as shown.
 WAITING, RUNNING = "waiting", "running"
 
 _STYLE = {"waiting": "dim", "running": "cyan", "succeeded": "green", "unchanged": "dim green", "destroyed": "green",
           "failed": "bold red", "skipped": "yellow"}
+
+
+#: Verbs the engines put before a resource's URN in a progress line (``creating urn:pulumi:...``).
+_ACTIVE = ("creating", "updating", "deleting", "replacing")
+_FINISHED = ("created", "updated", "deleted", "replaced", "failed")
+#: In-flight resources shown under a running stack in the live table.
+MAX_RESOURCE_ROWS = 3
+
+
+class ResourceStep(NamedTuple):
+    """One resource's step as a progress line tells it."""
+
+    verb: str
+    name: str
+    type: str
+
+
+def resource_step(line: str) -> ResourceStep | None:
+    """The resource step a progress line reports (``creating urn:pulumi:dev.orders::shop::aws:s3/bucket:Bucket::files``
+    -> ``("creating", "files", "aws:s3/bucket:Bucket")``), or None for any other line."""
+    verb, _, rest = line.partition(" ")
+    if verb not in _ACTIVE + _FINISHED or not rest.startswith("urn:"):
+        return None
+    parts = rest.strip().split("::")
+    if len(parts) < 4:
+        return None
+    return ResourceStep(verb, parts[-1], parts[-2].split("$")[-1])
 
 
 class Reporter(Protocol):
@@ -74,6 +101,8 @@ class LiveReporter:
         self.console = Console(stderr=True)
         self._lock = threading.Lock()
         self._rows: dict[str, list[object]] = {}  # stack -> [state, detail, started, ended]
+        #: stack -> resource name -> its last step (resource-level progress of running stacks)
+        self._steps: dict[str, dict[str, ResourceStep]] = {}
         self._live: object | None = None
         self._title = ""
 
@@ -89,7 +118,16 @@ class LiveReporter:
                 took = ""
                 if isinstance(started, float):
                     took = f"{((ended if isinstance(ended, float) else now) - started):.1f}s"
+                steps = self._steps.get(stack, {})
+                if steps:
+                    done = sum(1 for st in steps.values() if st.verb in _FINISHED and st.verb != "failed")
+                    failed = sum(1 for st in steps.values() if st.verb == "failed")
+                    detail = f"{done} resource(s) done" + (f", {failed} failed" if failed else "")
                 table.add_row(stack, f"[{_STYLE.get(str(state), '')}]{state}[/]", took, str(detail)[:60])
+                if state == RUNNING:
+                    active = [st for st in steps.values() if st.verb in _ACTIVE][-MAX_RESOURCE_ROWS:]
+                    for st in active:
+                        table.add_row(f"  {st.name}"[:40], f"[cyan]{st.verb}[/]", "", st.type[:60])
         return table
 
     def start(self, env: str, operation: str, stacks: list[str]) -> None:
@@ -110,6 +148,9 @@ class LiveReporter:
             if state not in (WAITING, RUNNING) and isinstance(row[2], float):
                 row[3] = time.monotonic()
             row[0], row[1] = state, detail
+            step = resource_step(detail)
+            if step is not None:
+                self._steps.setdefault(stack, {})[step.name] = step
 
     def finish(self) -> None:
         if self._live is not None:

@@ -436,6 +436,45 @@ class Registry:
                           "FROM runs WHERE env = ? ORDER BY id", (env,))
         return [RunRecord(*r) for r in rows]
 
+    # -- drift checks (``ode drift``) -----------------------------------------------------------------------------
+
+    def _drift_table(self, db: sqlite3.Connection) -> None:
+        # Created on first use: registries written before drift checks existed need no migration.
+        db.execute("CREATE TABLE IF NOT EXISTS drift (env TEXT NOT NULL, context TEXT NOT NULL, checked_at TEXT "
+                   "NOT NULL, drifted TEXT, error TEXT, healed_at TEXT, heal_run INTEGER, "
+                   "PRIMARY KEY (env, context))")
+
+    def record_drift_check(self, env: str, context: str, *, checked_at: str, drifted: list[dict[str, Any]] | None,
+                           error: str | None = None) -> None:
+        """Record that ``env.context`` was checked for drift: the drifted resources (``[]``: none; each with its
+        changed properties, secrets already masked), or ``error`` when it could not be checked."""
+        with self._tx() as db:
+            self._drift_table(db)
+            db.execute("INSERT INTO drift (env, context, checked_at, drifted, error) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (env, context) DO UPDATE SET checked_at = excluded.checked_at, "
+                       "drifted = excluded.drifted, error = excluded.error",
+                       (env, context, checked_at, None if drifted is None else json.dumps(drifted, default=str),
+                        error))
+
+    def record_heal(self, env: str, context: str, *, healed_at: str, run_id: int | None) -> None:
+        """Record that ``env.context`` was redeployed to undo its drift, by run ``run_id``."""
+        with self._tx() as db:
+            self._drift_table(db)
+            db.execute("INSERT INTO drift (env, context, checked_at, healed_at, heal_run) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (env, context) DO UPDATE SET healed_at = excluded.healed_at, "
+                       "heal_run = excluded.heal_run", (env, context, healed_at, healed_at, run_id))
+
+    def drift_checks(self, env: str) -> list[dict[str, Any]]:
+        """The last drift check of each stack of ``env``: ``context``, ``checked_at``, ``drifted`` (a list, or None
+        when it could not be checked), ``error``, ``healed_at``, ``heal_run``; by context."""
+        with self._tx() as db:  # a write transaction: the table may have to be created first
+            self._drift_table(db)
+            rows = db.execute("SELECT context, checked_at, drifted, error, healed_at, heal_run FROM drift "
+                              "WHERE env = ? ORDER BY context", (env,)).fetchall()
+        return [{"env": env, "context": r[0], "checked_at": r[1],
+                 "drifted": None if r[2] is None else _loads(self.path, "drift", r[0], "drifted", r[2]),
+                 "error": r[3], "healed_at": r[4], "heal_run": r[5]} for r in rows]
+
 
 def _make_state_dir(state_dir: Path) -> None:
     """Create the state directory, readable by its owner only (it holds the registry, Pulumi state and the

@@ -117,6 +117,17 @@ class RegistryBackend(Protocol):
     def close(self) -> None:
         """Release connections and stop background threads."""
 
+    # -- drift checks --
+    def record_drift_check(self, env: str, context: str, *, checked_at: str, drifted: list[dict[str, Any]] | None,
+                           error: str | None = None) -> None:
+        """Record a stack's drift check: the drifted resources (``[]`` none), or ``error`` (not checked)."""
+
+    def record_heal(self, env: str, context: str, *, healed_at: str, run_id: int | None) -> None:
+        """Record that a drifted stack was redeployed by run ``run_id``."""
+
+    def drift_checks(self, env: str) -> list[dict[str, Any]]:
+        """The last drift check of each stack of ``env`` (see :meth:`Registry.drift_checks`)."""
+
 
 def _sqlite_is_a_backend(registry: Registry) -> RegistryBackend:
     # Never called: mypy checks here that the SQLite registry satisfies the protocol.

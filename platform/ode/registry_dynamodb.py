@@ -259,8 +259,12 @@ class DynamoDBRegistry:
         self._count_lock = threading.Lock()
         self.client.meta.events.register("before-call.dynamodb.*", self._count)
         self._heartbeats: dict[tuple[str, int], _Heartbeat] = {}
-        #: A table is made by `ode registry init`, never by opening it (the SQLite registry makes its file).
+        #: Whether opening it made the table: like the SQLite registry's file, a missing table is created on first
+        #: use (the same settings as `ode registry init`) and the front end announces it in one line.
         self.created = False
+        if not self._table_exists():
+            create_table(table, region=region, client=self.client)
+            self.created = True
         self._check_schema()
 
     @property
@@ -285,6 +289,15 @@ class DynamoDBRegistry:
             raise RegistryError(f"{self.url}: {code}: {exc.response.get('Error', {}).get('Message', exc)}") from None
         except BotoCoreError as exc:
             raise RegistryError(f"{self.url}: {exc}") from None
+
+    def _table_exists(self) -> bool:
+        try:
+            self._call("describe_table")
+        except RegistryError as exc:
+            if "no such table" in str(exc):
+                return False
+            raise
+        return True
 
     def _check_schema(self) -> None:
         got = self._call("get_item", Key={"pk": {"S": _META}, "sk": {"S": "SCHEMA"}}, ConsistentRead=True)
@@ -581,6 +594,37 @@ class DynamoDBRegistry:
     def runs(self, env: str) -> list[RunRecord]:
         """The runs of ``env``, oldest first."""
         return [_run_record(d) for d in self._query(_env_pk(env), "RUN#")]
+
+    # -- drift checks (``ode drift``) -----------------------------------------------------------------------------
+
+    def record_drift_check(self, env: str, context: str, *, checked_at: str, drifted: list[dict[str, Any]] | None,
+                           error: str | None = None) -> None:
+        """Record a stack's drift check: the drifted resources (``[]`` none), or ``error`` (not checked)."""
+        values: dict[str, Any] = {":c": {"S": context}, ":t": {"S": checked_at},
+                                  ":d": {"NULL": True} if drifted is None else {"S": json.dumps(drifted, default=str)},
+                                  ":e": {"NULL": True} if error is None else {"S": error}}
+        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
+                   UpdateExpression="SET context = :c, checked_at = :t, drifted = :d, #e = :e",
+                   ExpressionAttributeNames={"#e": "error"}, ExpressionAttributeValues=values)
+
+    def record_heal(self, env: str, context: str, *, healed_at: str, run_id: int | None) -> None:
+        """Record that a drifted stack was redeployed by run ``run_id``."""
+        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
+                   UpdateExpression="SET context = :c, healed_at = :h, heal_run = :r, "
+                                    "checked_at = if_not_exists(checked_at, :h)",
+                   ExpressionAttributeValues={":c": {"S": context}, ":h": {"S": healed_at},
+                                              ":r": {"NULL": True} if run_id is None else {"N": str(run_id)}})
+
+    def drift_checks(self, env: str) -> list[dict[str, Any]]:
+        """The last drift check of each stack of ``env``, by context."""
+        found = []
+        for d in self._query(_env_pk(env), "DRIFT#"):
+            drifted = d.get("drifted")
+            run = d.get("heal_run")
+            found.append({"env": env, "context": d["context"], "checked_at": d.get("checked_at"),
+                          "drifted": None if drifted is None else json.loads(drifted), "error": d.get("error"),
+                          "healed_at": d.get("healed_at"), "heal_run": None if run is None else int(run)})
+        return sorted(found, key=lambda r: r["context"])
 
 
 def create_table(table: str, *, region: str | None = None, client: Any = None, wait_s: float = 120.0) -> dict[str, Any]:

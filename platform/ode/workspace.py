@@ -191,7 +191,7 @@ class Workspace:
     @property
     def registry(self) -> RegistryBackend:
         """The registry ``--registry`` / ``ODE_REGISTRY`` names (default: SQLite under the state dir). A new SQLite
-        file is announced: a wrong ``--state-dir`` or a deleted file must not pass for an empty registry."""
+        file or table is announced: a wrong ``--state-dir`` or a deleted file must not pass for an empty registry."""
         if self._registry is None:
             self._registry = open_registry(self.options.registry, self.state_dir)
             if isinstance(self._registry, Registry) and self._registry.created:
@@ -201,6 +201,9 @@ class Workspace:
                     self._say(f"warning: {self.state_dir} holds stack state ({', '.join(left)}/) that the new "
                               "registry does not know: was registry.db deleted? Restore it before deploying or "
                               "destroying")
+            elif getattr(self._registry, "created", False):
+                self._say(f"note: new registry {getattr(self._registry, 'url', self.options.registry)}: its table "
+                          "was created (as `ode registry init` does); it knows no environment deployed before")
         return self._registry
 
     def engine(self, library: ContractLibrary) -> Engine:

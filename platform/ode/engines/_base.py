@@ -59,11 +59,34 @@ class ResourceChange:
     dependencies: list[str] = field(default_factory=list)
     #: The inputs with secret values in place, for in-process policy rules only: never written or printed.
     checked_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: For an update or a replacement (or a drifted resource): each changed property, secrets masked.
+    diff: list[PropertyChange] = field(default_factory=list)
+    #: The resource's URN, where the engine knows it (the pulumi engine's events carry it).
+    urn: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resource as a plan shows it (inputs are already plain: secrets masked, assets described)."""
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs, "op": self.op,
-                "dependencies": list(self.dependencies)}
+                "dependencies": list(self.dependencies), "urn": self.urn, "diff": [d.to_dict() for d in self.diff]}
+
+
+#: What a secret value is shown as in a diff (the same mask as everywhere else).
+SECRET_MASK = "[secret]"
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    """One changed property of a resource: its path (``tags.team``, ``environment.variables.MODE``), its value
+    before and after (``[secret]`` for a secret one, None where it did not exist) and whether the change replaces
+    the resource."""
+
+    path: str
+    old: Any
+    new: Any
+    replaces: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new, "replaces": self.replaces}
 
 
 @dataclass
@@ -79,6 +102,8 @@ class StackResult:
     changes: dict[str, int] = field(default_factory=dict)
     simulated: bool = False
     duration_s: float = 0.0
+    #: Policy violations the engine reported (``{"policy", "pack", "level", "message", "urn"}``).
+    policy_violations: list[dict[str, Any]] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[str, str], None]
@@ -97,7 +122,11 @@ class Engine(Protocol):
 
     def destroy(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
 
-    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult: ...
+    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None, *,
+                preview_only: bool = False) -> StackResult:
+        """Read the stack's resources back from the cloud into its state; with ``preview_only``, change nothing and
+        return the differences (drift) as resources with ``op="update"`` (or ``delete``) and their ``diff``."""
+        ...
 
     def outputs(self, spec: StackSpec) -> dict[str, Any]: ...
 

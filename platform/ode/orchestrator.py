@@ -39,10 +39,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import components
 from components._code import code_directories, directory_digest
 
+from .affected import kinds_of_code
 from .clock import Clock, iso, utcnow
-from .contracts import OUTPUT_FIELDS, ContractLibrary
+from .contracts import KINDS, OUTPUT_FIELDS, ContractLibrary
 from .engines import Engine, EngineError, StackResult, StackSpec
 from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
@@ -199,11 +201,6 @@ def _digest(value: Any) -> str:
 def code_digests() -> dict[str, str]:
     """A digest of the code each component kind runs: its module, its handlers, the shared component code and the
     program. Files are mapped to kinds exactly as ``ode affected`` maps them."""
-    import components
-
-    from .affected import kinds_of_code
-    from .contracts import KINDS
-
     kinds = set(KINDS)
     root = Path(components.__file__).resolve().parent
     program = Path(__file__).resolve().parent / "program.py"

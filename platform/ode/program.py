@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contracts import OUTPUT_FIELDS, AlarmSubscriptions, ContractLibrary, settings_context
+from .contracts import OUTPUT_FIELDS, AlarmSubscriptions, ContractLibrary, load_library, settings_context
 from .engines._base import ProgramError, ResourceChange, StackSpec
 
 #: Stack config keys (namespace ``ode``).
@@ -76,6 +76,7 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
     import pulumi
     import pulumi_aws as aws
 
+    # Deferred: the components import pulumi and pulumi_aws (seconds), which validating or planning never needs.
     from components import load
     from components._code import code_directories
     from components._common import AlarmRouting, ContextArgs, Grant, Identity, Subscription
@@ -182,8 +183,6 @@ def main() -> None:
     """The entry point of ``pulumi up`` (``__main__.py``): everything from the stack's config."""
     import pulumi
 
-    from .contracts import load_library
-
     config = pulumi.Config("ode")
     env = config.get("env") or pulumi.get_stack().split(".", 1)[0]
     context = config.get("context") or pulumi.get_stack().split(".", 1)[-1]
@@ -227,7 +226,7 @@ def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = Fal
     ``preview`` is accepted for symmetry; the mocks always compute values, so that a plan can hand a previewed
     producer's outputs to its consumers' previews.
     """
-    from .engines._mocks import record
+    from .engines._mocks import record  # deferred: pulumi's mock runtime, only for the simulated engine
 
     place = library.environment(spec.settings_env)
     try:

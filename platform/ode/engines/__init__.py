@@ -5,8 +5,11 @@ All engines follow :class:`Engine`; the orchestrator never knows which one it dr
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 
+from ..contracts import ContractLibrary
+from ..errors import UsageError
 from ._base import (
     CliNotFoundError,
     ConcurrentUpdateError,
@@ -51,8 +54,6 @@ def open_pulumi(library: object, state_dir: Path, *, failures: Iterable[str] = (
     from .pulumi import PulumiEngine  # deferred: imports the pulumi SDK's automation package
 
     if failures or delays:
-        from ..errors import UsageError
-
         raise UsageError("--simulate-failure and --simulate-delay need the simulated engine (--engine simulated)")
     return PulumiEngine(library, state_dir, **options)  # type: ignore[arg-type,return-value]
 
@@ -69,19 +70,13 @@ def open_simulated(library: object, state_dir: Path, *, failures: Iterable[str] 
 
 def engine_names() -> list[str]:
     """Every engine name ``--engine`` accepts besides ``auto``: ode's own and those packages declare."""
-    from importlib.metadata import entry_points
-
-    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} | set(_BUILTIN))
+    return sorted({ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)} | set(_BUILTIN))
 
 
 def _factory(name: str) -> Callable[..., Engine]:
-    from importlib.metadata import EntryPoint, entry_points
-
-    from ..errors import UsageError
-
-    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     if name not in found and name in _BUILTIN:
-        found[name] = EntryPoint(name, _BUILTIN[name], ENTRY_POINT_GROUP)
+        found[name] = metadata.EntryPoint(name, _BUILTIN[name], ENTRY_POINT_GROUP)
     if name not in found:
         raise UsageError(f"--engine {name!r}: no such engine (known: auto, {', '.join(engine_names())})")
     factory: Callable[..., Engine] = found[name].load()
@@ -98,12 +93,9 @@ def make_engine(name: str, library: object, state_dir: str | os.PathLike[str], *
     With ``ci`` (``CI=true``), ``auto`` never falls back to the simulated engine: a runner without the Pulumi CLI
     fails with one line (:class:`~ode.errors.UsageError`) instead of reporting simulated deploys as green. The
     simulated engine still runs there when it is named (``--engine simulated``)."""
-    from ..contracts import ContractLibrary
-    from ..errors import UsageError
-
     assert isinstance(library, ContractLibrary)
     if name == "auto":
-        from .pulumi import PulumiEngine
+        from .pulumi import PulumiEngine  # deferred: imports the pulumi SDK's automation package
 
         if PulumiEngine.available():
             name = "pulumi"
@@ -117,7 +109,7 @@ def make_engine(name: str, library: object, state_dir: str | os.PathLike[str], *
             announce("engine: pulumi" if name == "pulumi" else
                      "engine: simulated (no pulumi CLI on PATH: nothing is deployed, results are simulated)")
     if name == "pulumi":
-        from .pulumi import INSTALL_VARIABLE, PulumiEngine
+        from .pulumi import INSTALL_VARIABLE, PulumiEngine  # deferred: the pulumi SDK's automation package
 
         if not PulumiEngine.available() and os.environ.get(INSTALL_VARIABLE) not in ("1", "true", "yes"):
             # Found now, in one line, rather than as the same failure of every stack.

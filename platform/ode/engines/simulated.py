@@ -33,6 +33,7 @@ from components._names import bucket_name
 
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
+from ..program import run_simulated
 from ._base import (
     SECRET_MASK,
     ConcurrentUpdateError,
@@ -189,8 +190,6 @@ class SimulatedEngine:
         self._inject(spec, operation)
         self._delay(spec)
         if self.run_programs:
-            from ..program import run_simulated
-
             run = run_simulated(spec, self.library, preview=operation == "preview")
             outputs, secrets, resources = run.outputs, run.secret_outputs, run.resources
         else:
@@ -318,9 +317,7 @@ class SimulatedEngine:
         outputs: dict[str, Any] = state["outputs"]
         if state["secret_outputs"]:
             if self.run_programs:
-                from ..program import run_simulated
-
-                outputs = dict(run_simulated(spec, self.library, preview=False).outputs)
+                    outputs = dict(run_simulated(spec, self.library, preview=False).outputs)
             else:
                 outputs = synthesize_outputs(self.library, spec)
         return outputs

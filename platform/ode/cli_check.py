@@ -22,7 +22,7 @@ from .cli import Common, common_options, main, split_names
 # The gate lives in cli_gate (the workspace installs it); its names stay importable from here.
 from .cli_gate import POLICY_PACK, PolicyGate, StackRun, install_gate, preview_stack  # noqa: F401
 from .clock import Clock, utcnow
-from .contracts import ContractLibrary
+from .contracts import ContractLibrary, load_library
 from .engines import EngineError, StackSpec
 from .errors import UsageError
 from .graph import EnvGraph
@@ -92,8 +92,6 @@ def check_environment(library: ContractLibrary, env: str, contexts: Iterable[str
 @common_options
 def check(common: Common, env: str, contexts: str | None, fmt: str, output: Path | None) -> None:
     """Every policy rule over an environment's stacks; exit 1 when a mandatory rule is broken."""
-    from .contracts import load_library
-
     library = load_library(common.contracts, env)
     wanted = split_names(contexts)
     for name in wanted or []:

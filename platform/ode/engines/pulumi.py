@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import ContractLibrary
+from ..program import stack_config
 from ._base import (
     SECRET_MASK,
     CliNotFoundError,
@@ -169,8 +170,6 @@ class PulumiEngine:
         """The stack, created or selected; with ``configure`` its config set to exactly the spec's. A refresh keeps
         the config the last ``up`` set: it runs no program, and is given no upstream outputs to set."""
         from pulumi import automation as auto
-
-        from ..program import stack_config
 
         options = auto.LocalWorkspaceOptions(work_dir=str(self.workspace_dir(spec)), pulumi_command=self.command,
                                              env_vars=self.environment(), secrets_provider="passphrase")

@@ -157,7 +157,8 @@ class RunRecord:
     status: str
 
 
-def _holder() -> tuple[str, str, int]:
+def holder() -> tuple[str, str, int]:
+    """``user@host pid N`` (how every registry backend names a lock's holder), the host and the pid."""
     try:
         user = getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in some containers
@@ -382,7 +383,7 @@ class Registry:
         broken, not even with ``force_unlock``: two runs would deploy the same stacks at once. (``force`` is the
         protocol's: a pid that runs on this host is known to be live, so it changes nothing here.)
         """
-        holder, host, pid = _holder()
+        holder_text, host, pid = holder()
         now = iso(utcnow())
         with self._tx() as db:
             row = db.execute("SELECT holder, host, pid, command, acquired_at FROM locks WHERE env = ?",
@@ -400,9 +401,9 @@ class Registry:
             db.execute("UPDATE runs SET status = 'abandoned', finished_at = ? WHERE env = ? AND status = 'running'",
                        (now, env))
             db.execute("INSERT INTO locks (env, holder, host, pid, command, acquired_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (env, holder, host, pid, command, now))
+                       (env, holder_text, host, pid, command, now))
             cur = db.execute("INSERT INTO runs (env, command, engine, holder, started_at, status) VALUES "
-                             "(?, ?, ?, ?, ?, 'running')", (env, command, engine, holder, now))
+                             "(?, ?, ?, ?, ?, 'running')", (env, command, engine, holder_text, now))
             return int(cur.lastrowid or 0)
 
     def end_run(self, run_id: int, env: str, status: str) -> None:

@@ -34,11 +34,9 @@ Secret values never reach the table: like the SQLite registry, a stack keeps its
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -55,7 +53,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .clock import Clock, iso, utcnow
 from .errors import UsageError
-from .registry import EnvironmentRecord, LockedError, RegistryError, RunRecord, StackRecord
+from .registry import EnvironmentRecord, LockedError, RegistryError, RunRecord, StackRecord, holder
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +103,6 @@ class LeaseHeldError(LockedError):
         super(LockedError, self).__init__(
             f"environment {lease.env!r} is locked by {lease.holder} (run {lease.run_id}, `{lease.command}`, since "
             f"{lease.acquired_at}): {hint}")
-
-
-def _holder() -> tuple[str, str, int]:
-    """``user@host pid N`` (as the SQLite registry writes it), the host and the pid."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        user = "unknown"
-    host = socket.gethostname()
-    return f"{user}@{host} pid {os.getpid()}", host, os.getpid()
 
 
 def parse_url(url: str) -> tuple[str, str | None]:
@@ -470,8 +458,8 @@ class DynamoDBRegistry:
         A free or expired lease is taken (an expired one's run is marked ``abandoned``). A live one raises
         :class:`LeaseHeldError`, unless ``force_unlock`` and ``force`` are both given.
         """
-        holder, host, pid = _holder()
-        owner = holder.split("@", 1)[0]
+        holder_text, host, pid = holder()
+        owner = holder_text.split("@", 1)[0]
         for _attempt in range(5):  # another runner may change the lease between our read and our write
             current = self.lease(env)
             if current is not None and not current.expired and not (force_unlock and force):
@@ -480,12 +468,12 @@ class DynamoDBRegistry:
             now = self.clock()
             expires = now + timedelta(seconds=self.lease_s)
             lock = {"pk": _env_pk(env), "sk": {"S": "LOCK"}, **_item(
-                env=env, holder=holder, owner=owner, host=host, pid=pid, run_id=run_id, command=command,
+                env=env, holder=holder_text, owner=owner, host=host, pid=pid, run_id=run_id, command=command,
                 acquired_at=iso(now), expires_at=iso(expires), expires_epoch=expires.timestamp(),
                 # DynamoDB's TTL may delete a lease a day after it ran out: it is only housekeeping.
                 ttl=int(expires.timestamp()) + 86400)}
             run = {"pk": _env_pk(env), "sk": _run_sk(run_id), **_item(
-                run_id=run_id, env=env, command=command, engine=engine, holder=holder, started_at=iso(now),
+                run_id=run_id, env=env, command=command, engine=engine, holder=holder_text, started_at=iso(now),
                 status="running")}
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"} if current is None \
                 else {"ConditionExpression": "run_id = :old AND expires_epoch = :old_expiry",
@@ -552,7 +540,7 @@ class DynamoDBRegistry:
         then runs out by itself)."""
         for key in [k for k in self._heartbeats if k[0] == env]:
             self._heartbeats.pop(key).stopped.set()
-        _holder_text, host, pid = _holder()
+        _holder_text, host, pid = holder()
         try:
             self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": "LOCK"}},
                        ConditionExpression="#h = :h AND pid = :p", ExpressionAttributeNames={"#h": "host"},

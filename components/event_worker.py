@@ -1,17 +1,16 @@
 """The ``event-worker`` kind: EventBridge rules for the events the context subscribes to, delivering into an
-encrypted SQS queue (with its dead-letter queue) that one Lambda function consumes."""
+encrypted SQS queue (with its dead-letter queue) that one Lambda function consumes, reporting the records it failed.
+Its function publishes the events the context provides once it has handled what it consumes (``settings.emits``)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from . import _compute, storage
-from ._common import ACTIONS, ContextArgs, _statement
+from ._common import ContextArgs
 from .function import function
 from .kinds import EventWorkerSettings
 from .monitoring import Monitor
@@ -39,40 +38,27 @@ class EventWorker(pulumi.ComponentResource):
         args.validate("event-worker")
         settings: EventWorkerSettings = args.settings  # type: ignore[assignment]
         ident = args.identity
-        child = pulumi.ResourceOptions(parent=self)
         monitor = Monitor.of(args, self)
         interfaces, own_statements, own_env = storage.provided_data(args, self, monitor)
         interfaces.update(_compute.events(args))
         queue_names = args.provided("queue") or ["work"]
         queues = {}
         for qname in queue_names:
-            q, _ = storage.queue(ident, self, qname, monitor=monitor, max_receive_count=settings.max_receive_count,
-                                 fifo=bool(args.provides.get(qname, {}).get("fifo")),
-                                 visibility_timeout_s=max(30, settings.timeout_s * 6))
+            q = _compute.event_queue(args, self, qname, monitor=monitor, timeout_s=settings.timeout_s,
+                                     max_receive_count=settings.max_receive_count,
+                                     fifo=bool(args.provides.get(qname, {}).get("fifo")))
             queues[qname] = q
             if qname in args.provides:
                 interfaces[qname] = pulumi.Output.all(name=q.name, url=q.url, arn=q.arn)
         work = queues[queue_names[0]]
-        fifo = bool(args.provides.get(queue_names[0], {}).get("fifo"))
-        # EventBridge needs a message group for a FIFO queue; content-based deduplication is set on the queue.
-        target: dict[str, Any] = {"sqs_target": {"message_group_id": ident.context}} if fifo else {}
-        rules = _compute.subscribe(args, self, name, work.arn, **target)
-        if rules:
-            aws.sqs.QueuePolicy(f"{name}-work-policy", queue_url=work.url, opts=child, policy=pulumi.Output.all(
-                work.arn, *[r.arn for r in rules]).apply(lambda arns: json.dumps({
-                    "Version": "2012-10-17", "Statement": [{
-                        "Sid": "FromOwnRulesOnly", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                        "Action": "sqs:SendMessage", "Resource": arns[0],
-                        "Condition": {"ArnEquals": {"aws:SourceArn": list(arns[1:])}}}]})))
-        consume = work.arn.apply(lambda arn: _statement("ConsumeWork", ACTIONS[("queue", "consume")], [arn]))
+        _compute.deliver(args, self, name, work, policy=f"{name}-work-policy",
+                         fifo=bool(args.provides.get(queue_names[0], {}).get("fifo")))
         fn = function(ident, self, "worker", module="event_worker", settings=settings,
                       environment=_compute.environment(args, own_env),
-                      statements=_compute.statements(args, [*own_statements, consume]), network=args.network,
-                      code_dir=args.code_dir, monitor=monitor)
-        aws.lambda_.EventSourceMapping(f"{name}-worker-source", event_source_arn=work.arn, function_name=fn.name,
-                                       batch_size=settings.batch_size,
-                                       maximum_batching_window_in_seconds=settings.batching_window_s or None,
-                                       function_response_types=["ReportBatchItemFailures"], opts=child)
+                      statements=_compute.statements(args, [*own_statements, _compute.consume_statement(work)]),
+                      network=args.network, code_dir=args.code_dir, monitor=monitor)
+        _compute.source(self, f"{name}-worker-source", work, fn, batch_size=settings.batch_size,
+                        batching_window_s=settings.batching_window_s)
         storage.alarm(ident, self, "work-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",
                       dimensions={"QueueName": work.name}, topic=monitor.topic(), threshold=900,
                       statistic="Maximum")

@@ -23,13 +23,17 @@ HANDLERS = Path(__file__).resolve().parent / "handlers"
 TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
 
+#: Modules every built-in handler package carries beside its own (publishing the context's events).
+SHARED = HANDLERS / "shared"
+
+
 def code(module: str, directory: str | Path | None = None) -> pulumi.Archive:
     """The code of a function: the team's ``directory`` zipped as it is, or else the built-in handler package of
-    a kind (``components/handlers/<module>/``)."""
+    a kind (``components/handlers/<module>/``, with ``components/handlers/shared/``)."""
     if directory is not None:
         return pulumi.FileArchive(str(directory))
-    folder = HANDLERS / module
-    return pulumi.AssetArchive({p.name: pulumi.FileAsset(str(p)) for p in sorted(folder.glob("*.py"))})
+    files = [*sorted(SHARED.glob("*.py")), *sorted((HANDLERS / module).glob("*.py"))]
+    return pulumi.AssetArchive({p.name: pulumi.FileAsset(str(p)) for p in files})
 
 
 def merge_environment(settings_env: dict[str, str], injected: dict[str, pulumi.Input[Any]],

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
+from ._emits import emits_errors
+
 #: Lambda runtimes AWS supports and has not deprecated (botocore knows older ones that CreateFunction refuses).
 Runtime = Literal["python3.11", "python3.12", "python3.13", "python3.14", "nodejs22.x", "nodejs24.x", "java17",
                   "java21", "java25", "dotnet8", "dotnet10", "ruby3.3", "ruby3.4", "provided.al2023"]
@@ -52,6 +54,28 @@ def _no_reserved(value: dict[str, str]) -> dict[str, str]:
     if reserved:
         raise ValueError(f"{', '.join(reserved)}: names starting with AWS_ are reserved by AWS")
     return value
+
+
+def _emits_of(kind: str) -> classmethod:  # type: ignore[type-arg]
+    """The check of a kind's ``emits`` against the contract it is in (the validation context's ``events``,
+    ``routes``, ``consumed``; see ``components._emits``)."""
+
+    def check(cls: type, value: dict[str, list[str]] | None, info: ValidationInfo) -> dict[str, list[str]] | None:
+        if value is None or not info.context or info.context.get("events") is None:
+            return value
+        errors = emits_errors(kind, value, info.context["events"], info.context.get("routes"),
+                              info.context.get("consumed"))
+        if errors:
+            raise ValueError("; ".join(errors))
+        return value
+
+    return field_validator("emits")(classmethod(check))  # type: ignore[arg-type]
+
+
+#: The name of an event the context provides.
+EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,63}$")]
+
+
 #: A workflow step: a Step Functions state and the suffix of its function's name.
 StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", max_length=40)]
 
@@ -126,6 +150,11 @@ class EventBusSettings(Settings):
 class ServerlessApiSettings(FunctionSettings):
     throttling_rate_limit: float = Field(100, gt=0, le=10000, description="Steady-state requests per second.")
     throttling_burst_limit: int = Field(200, gt=0, le=5000, description="Burst requests of the API.")
+    emits: dict[Annotated[str, StringConstraints(pattern=r"^[A-Z]+ /[^\s]*$")], list[EventName]] | None = Field(
+        None, description="Which provided events a write through each route publishes ({'POST /orders': "
+                          "[OrderPlaced]}); left out: every write route publishes every event the context provides.")
+
+    _emits = _emits_of("serverless-api")
 
 
 class EventWorkerSettings(FunctionSettings):
@@ -133,6 +162,12 @@ class EventWorkerSettings(FunctionSettings):
     batch_size: int = Field(10, ge=1, le=10000, description="Messages per Lambda invocation (above 10 only with "
                                                             "a batching window; at most 10 from a FIFO queue).")
     max_receive_count: int = Field(5, ge=1, le=1000, description="Receives before a message goes to the DLQ.")
+    emits: dict[EventName, list[EventName]] | None = Field(
+        None, description="Which provided events the worker publishes once it has handled each consumed event "
+                          "({PaymentCaptured: [OrderShipped]}; 'message' for a queue message that is not an event); "
+                          "left out: every event and message handled publishes every event the context provides.")
+
+    _emits = _emits_of("event-worker")
 
     @field_validator("batch_size")
     @classmethod
@@ -160,6 +195,13 @@ class WorkflowSettings(FunctionSettings):
         min_length=1,
         description="Lambda task states of the state machine, in order: names, or {name, handler}.",
     )
+    emits: dict[Literal["success", "failure"], list[EventName]] | None = Field(
+        None, description="Which provided events an execution publishes when it succeeds and when a step fails for "
+                          "good ({success: [PaymentCaptured], failure: [PaymentFailed]}); left out: an event named "
+                          "...Failed, ...Failure, ...Rejected, ...Declined, ...Cancelled, ...Expired, ...TimedOut or "
+                          "...Error on failure, every other on success.")
+
+    _emits = _emits_of("workflow")
 
     @field_validator("steps")
     @classmethod

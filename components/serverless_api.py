@@ -1,5 +1,6 @@
 """The ``serverless-api`` kind: an API Gateway HTTP API whose routes (IAM-authorized) invoke one Lambda function,
-with the tables and buckets the context provides and the events it publishes."""
+with the tables and buckets the context provides and the events it publishes (after a write, ``settings.emits``);
+the events it subscribes to reach the same function as SQS batches from a queue of its own."""
 
 from __future__ import annotations
 
@@ -41,17 +42,18 @@ class ServerlessApi(pulumi.ComponentResource):
         monitor = Monitor.of(args, self)
         interfaces, own_statements, own_env = storage.provided_data(args, self, monitor)
         interfaces.update(_compute.events(args))
+        # Events it subscribes to arrive through a queue of its own (with a dead-letter queue), which Lambda polls
+        # for the function: a failed event is retried and then kept, not lost as an HTTP answer would lose it.
+        inbox = _compute.event_queue(args, self, "events", monitor=monitor, timeout_s=settings.timeout_s) \
+            if args.subscriptions else None
+        consume = [_compute.consume_statement(inbox, "OwnEventQueue")] if inbox is not None else []
         fn = function(ident, self, "api", module="serverless_api", settings=settings,
                       environment=_compute.environment(args, own_env),
-                      statements=_compute.statements(args, own_statements), network=args.network,
-                      code_dir=args.code_dir, monitor=monitor,
-                      # events invoke it asynchronously: what fails after Lambda's retries goes to a dead-letter queue
-                      asynchronous=bool(args.subscriptions))
-        # Events it subscribes to invoke the function directly, each rule allowed to do so and nothing else.
-        for rule in _compute.subscribe(args, self, name, fn.arn):
-            aws.lambda_.Permission(f"{rule._name}-invoke", action="lambda:InvokeFunction",  # noqa: SLF001
-                                   function=fn.name, principal="events.amazonaws.com", source_arn=rule.arn,
-                                   opts=child)
+                      statements=_compute.statements(args, [*own_statements, *consume]), network=args.network,
+                      code_dir=args.code_dir, monitor=monitor)
+        if inbox is not None:
+            _compute.deliver(args, self, name, inbox, policy=f"{name}-events-policy")
+            _compute.source(self, f"{name}-events-source", inbox, fn)
         for api_name in args.provided("http-api"):
             routes = list(args.provides[api_name].get("routes") or ["ANY /{proxy+}"])
             api = aws.apigatewayv2.Api(f"{name}-{api_name}", name=ident.name(api_name, "api"), protocol_type="HTTP",

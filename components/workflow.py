@@ -1,4 +1,5 @@
-"""The ``workflow`` kind: a Step Functions state machine whose steps are Lambda tasks, in order, with retries."""
+"""The ``workflow`` kind: a Step Functions state machine whose steps are Lambda tasks, in order, with retries; the
+events it provides are published when an execution succeeds or fails (``settings.emits``) by a task of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import _compute, storage
-from ._common import ContextArgs, _statement, assume_role_policy, policy_document
+from ._common import ContextArgs, _statement, assume_role_policy, grant_statements, policy_document
 from .function import function
 from .kinds import WorkflowSettings
 from .monitoring import Monitor
@@ -22,27 +23,60 @@ LOG_DELIVERY_ACTIONS = ["logs:CreateLogDelivery", "logs:DeleteLogDelivery", "log
                         "logs:PutResourcePolicy", "logs:UpdateLogDelivery"]
 
 
-@dataclass(frozen=True)
-class WorkflowArgs(ContextArgs):
-    pass
+#: The function that publishes a workflow's events (a step may not take its name).
+PUBLISHER = "emit"
+#: Errors of the Lambda service itself, retried before a step counts as failed.
+SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.SdkClientException"]
+#: States of the definition that are not steps (step names cannot contain spaces, so these never collide).
+PUBLISH_SUCCESS, PUBLISH_FAILURE, FAILED = "publish on success", "publish on failure", "failed"
 
 
-def definition(arns: list[str], steps: list[str]) -> str:
-    """The state machine: each step a Lambda task, retried on service errors, in order."""
+def _task(arn: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": arn, **payload},
+            "Retry": [{"ErrorEquals": SERVICE_ERRORS, "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}]}
+
+
+def definition(arns: list[str], steps: list[str], publisher: str | None = None,
+               emits: dict[str, list[str]] | None = None) -> str:
+    """The state machine: each step a Lambda task, retried on service errors, in order. With a ``publisher`` and
+    the events it ``emits`` on ``success`` and ``failure``: after the last step a task publishes the success
+    events; a step that fails for good is caught by a task that publishes the failure events (with the error,
+    in ``$.error``), and the execution still fails."""
+    emits = emits or {}
+    on_success = bool(publisher and emits.get("success"))
+    on_failure = bool(publisher and emits.get("failure"))
     states: dict[str, Any] = {}
     for i, (step, arn) in enumerate(zip(steps, arns)):
-        state: dict[str, Any] = {
-            "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": arn, "Payload.$": "$"}, "OutputPath": "$.Payload",
-            "Retry": [{"ErrorEquals": ["Lambda.ServiceException", "Lambda.TooManyRequestsException",
-                                       "Lambda.SdkClientException"],
-                       "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2}]}
+        state = {**_task(arn, {"Payload.$": "$"}), "OutputPath": "$.Payload"}
+        if on_failure:
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": PUBLISH_FAILURE}]
         if i + 1 < len(steps):
             state["Next"] = steps[i + 1]
+        elif on_success:
+            state["Next"] = PUBLISH_SUCCESS
         else:
             state["End"] = True
         states[step] = state
+    if on_success:
+        # ResultPath null: the execution's output stays what the steps made of it.
+        states[PUBLISH_SUCCESS] = {**_task(str(publisher), {"Payload": {"outcome": "success", "state.$": "$"}}),
+                                   "ResultPath": None, "End": True}
+    if on_failure:
+        states[PUBLISH_FAILURE] = {**_task(str(publisher), {"Payload": {"outcome": "failure", "state.$": "$"}}),
+                                   "ResultPath": None, "Next": FAILED}
+        states[FAILED] = {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     return json.dumps({"Comment": "Steps of the workflow, in order", "StartAt": steps[0], "States": states})
+
+
+@dataclass(frozen=True)
+class WorkflowArgs(ContextArgs):
+    def validate(self, kind: str) -> None:
+        super().validate(kind)
+        settings: WorkflowSettings = self.settings  # type: ignore[assignment]
+        if self.provided("event") and PUBLISHER in [step for step, _ in settings.step_handlers()]:
+            raise ValueError(f"settings.steps: {PUBLISHER!r} names the function that publishes the workflow's "
+                             "events; call the step something else")
 
 
 class Workflow(pulumi.ComponentResource):
@@ -59,18 +93,30 @@ class Workflow(pulumi.ComponentResource):
         monitor = Monitor.of(args, self)
         interfaces: dict[str, pulumi.Output[dict[str, Any]]] = dict(_compute.events(args))
         env = _compute.environment(args, {})
+        emits = _compute.emissions(args)
         steps = settings.step_handlers()
         functions = [function(ident, self, step, module="workflow", settings=settings,
                               environment={**env, "STEP_NAME": step}, statements=_compute.statements(args, []),
                               network=args.network, code_dir=args.code_dir, handler=handler, monitor=monitor)
                      for step, handler in steps]
         step_names = [step for step, _ in steps]
+        # The events go out from a function of the platform's own, whatever code the steps run, allowed to put
+        # events on the bus and nothing else.
+        bus = args.publish_bus
+        # The built-in publisher is Python, whatever runtime the team's steps use.
+        builtin = settings if settings.runtime.startswith("python") else settings.model_copy(
+            update={"runtime": "python3.12"})
+        publisher = function(ident, self, PUBLISHER, module="workflow", settings=builtin,
+                             environment={**env, "STEP_NAME": PUBLISHER},
+                             statements=grant_statements([bus]), network=args.network,
+                             handler="index.publish", monitor=monitor) if emits and bus is not None else None
         logs = storage.log_group(ident, self, "states", f"/aws/vendedlogs/states/{ident.name('sm', 400)}",
                                  settings.log_retention_days)
         role = aws.iam.Role(f"{name}-states-role", name=ident.name("states", "iam-role"),
                             assume_role_policy=assume_role_policy("states.amazonaws.com"), tags=ident.tags(),
                             opts=child)
-        invoke = pulumi.Output.all(*[f.arn for f in functions]).apply(lambda arns: [
+        invoked = [*functions, *([publisher] if publisher is not None else [])]
+        invoke = pulumi.Output.all(*[f.arn for f in invoked]).apply(lambda arns: [
             _statement("InvokeSteps", ["lambda:InvokeFunction"], [*arns, *[f"{a}:*" for a in arns]]),
             _statement("LogDelivery", LOG_DELIVERY_ACTIONS, ["*"]),
             _statement("Tracing", ["xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords",
@@ -81,8 +127,9 @@ class Workflow(pulumi.ComponentResource):
         for wf in args.provided("workflow") or ["workflow"]:
             machine = aws.sfn.StateMachine(
                 f"{name}-{wf}", name=ident.name(wf, "state-machine"), role_arn=role.arn, type="STANDARD",
-                definition=pulumi.Output.all(*[f.arn for f in functions]).apply(
-                    lambda arns: definition(list(arns), step_names)),
+                definition=pulumi.Output.all(*[f.arn for f in invoked]).apply(
+                    lambda arns: definition(list(arns[:len(step_names)]), step_names,
+                                            arns[len(step_names)] if publisher is not None else None, emits)),
                 logging_configuration={"log_destination": logs.arn.apply(lambda a: f"{a}:*"),
                                        "include_execution_data": False, "level": "ERROR"},
                 tracing_configuration={"enabled": True}, tags=ident.tags(),

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,10 +20,12 @@ from moto import mock_aws
 from .conftest import ROOT
 
 HANDLERS = ROOT / "components" / "handlers"
+ORDERS = ROOT / "contracts" / "services" / "orders" / "src" / "app.py"
+BUS = "shop-dev-shared-bus-bus"
 
 
-def handler(module: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"handler_{module}", HANDLERS / module / "index.py")
+def load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
@@ -29,10 +33,20 @@ def handler(module: str) -> ModuleType:
 
 
 @pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """A built-in handler as its package ships it: its own module beside the shared ones (see function.code)."""
+    monkeypatch.syspath_prepend(str(HANDLERS / "shared"))
+    monkeypatch.delitem(sys.modules, "ode_events", raising=False)
+    return lambda module: load(HANDLERS / module / "index.py", f"handler_{module}")
+
+
+@pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_SESSION_TOKEN": "testing"}.items():
         monkeypatch.setenv(key, value)
+    for key in ("EVENT_EMITS", "EVENT_DETAIL_TYPES", "EVENT_SOURCE", "TABLE_NAME", "EVENT_BUS_NAME"):
+        monkeypatch.delenv(key, raising=False)
     with mock_aws():
         yield
 
@@ -43,46 +57,137 @@ def table(name: str, key: str) -> Any:
         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
 
 
-def test_an_order_is_written_and_its_event_reaches_a_subscriber(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    orders = table("shop-dev-orders-orders-table", "order_id")
+def tap(*detail_types: str, source: str | None = None) -> Callable[[], list[dict[str, Any]]]:
+    """A queue subscribed to ``detail_types`` on the bus (made here): a reader of the events put there since."""
     events, sqs = boto3.client("events"), boto3.client("sqs")
-    events.create_event_bus(Name="shop-dev-shared-bus-bus")
-    queue_url = sqs.create_queue(QueueName="notifications-outbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="on-order-placed", EventBusName="shop-dev-shared-bus-bus",
-                    EventPattern=json.dumps({"source": ["orders"], "detail-type": ["OrderPlaced"]}))
-    events.put_targets(Rule="on-order-placed", EventBusName="shop-dev-shared-bus-bus",
-                       Targets=[{"Id": "outbox", "Arn": queue_arn}])
-    for key, value in {"TABLE_NAME": orders.name, "EVENT_BUS_NAME": "shop-dev-shared-bus-bus",
-                       "EVENT_DETAIL_TYPE": "OrderPlaced", "ODE_CONTEXT": "orders"}.items():
+    if BUS not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=BUS)
+    name = f"tap-{len(sqs.list_queues().get('QueueUrls', []))}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern: dict[str, Any] = {"detail-type": list(detail_types)}
+    if source:
+        pattern["source"] = [source]
+    events.put_rule(Name=name, EventBusName=BUS, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=BUS, Targets=[{"Id": "tap", "Arn": arn}])
+
+    def read() -> list[dict[str, Any]]:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in got]
+
+    return read
+
+
+def publishing(monkeypatch: pytest.MonkeyPatch, context: str, emits: dict[str, list[str]],
+               **extra: str) -> None:
+    """The variables a component sets for code that publishes ``emits``."""
+    declared = sorted({e for names in emits.values() for e in names})
+    for key, value in {"EVENT_BUS_NAME": BUS, "ODE_CONTEXT": context, "EVENT_SOURCE": context,
+                       "EVENT_DETAIL_TYPES": ",".join(declared), "EVENT_DETAIL_TYPE": declared[0],
+                       "EVENT_EMITS": json.dumps(emits), **extra}.items():
         monkeypatch.setenv(key, value)
+
+
+def sqs_batch(*bodies: str) -> dict[str, Any]:
+    """An SQS batch as Lambda's event source mapping delivers it."""
+    return {"Records": [{"messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body, "attributes": {},
+                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+                        for i, body in enumerate(bodies, 1)]}
+
+
+def envelope(source: str, detail_type: str, detail: dict[str, Any], event_id: str = "e-1") -> str:
+    return json.dumps({"version": "0", "id": event_id, "detail-type": detail_type, "source": source,
+                       "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                       "resources": [], "detail": detail})
+
+
+def request(method: str, route: str, body: Any = None, item_id: str | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API request (payload 2.0)."""
+    event: dict[str, Any] = {"version": "2.0", "routeKey": route, "requestContext": {"http": {"method": method}}}
+    if body is not None:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+    if item_id is not None:
+        event["pathParameters"] = {"id": item_id}
+    return event
+
+
+def test_the_api_writes_and_publishes_what_each_route_emits(aws: None, handler: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    products = table("shop-dev-catalog-products-table", "product_id")
+    read = tap("ProductPriceChanged", "ProductRetired", source="catalog")
+    publishing(monkeypatch, "catalog", {"PUT /products/{id}": ["ProductPriceChanged"],
+                                        "DELETE /products/{id}": ["ProductRetired"]}, TABLE_NAME=products.name)
     api = handler("serverless_api")
-    created = api.handler({"requestContext": {"http": {"method": "POST"}},
-                           "body": json.dumps({"order_id": "o-1", "total": 12.5})})
-    assert created["statusCode"] == 201
-    assert orders.get_item(Key={"order_id": "o-1"})["Item"]["total"] == pytest.approx(12.5)
-    got = api.handler({"requestContext": {"http": {"method": "GET"}}, "pathParameters": {"id": "o-1"}})
-    assert got["statusCode"] == 200 and json.loads(got["body"])["order_id"] == "o-1"
-    missing = api.handler({"requestContext": {"http": {"method": "GET"}}, "pathParameters": {"id": "nope"}})
-    assert missing["statusCode"] == 404
-    assert api.handler({"requestContext": {"http": {"method": "POST"}}, "body": "{"})["statusCode"] == 400
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    envelope = json.loads(messages[0]["Body"])
-    assert envelope["source"] == "orders" and envelope["detail-type"] == "OrderPlaced"
-    assert envelope["detail"] == {"order_id": "o-1", "total": 12.5}
+    put = api.handler(request("PUT", "PUT /products/{id}", {"price": 9.5}, "p-1"))
+    assert put["statusCode"] == 200 and products.get_item(Key={"product_id": "p-1"})["Item"]["price"] == Decimal("9.5")
+    [changed] = read()
+    assert (changed["source"], changed["detail-type"], changed["detail"]) == (
+        "catalog", "ProductPriceChanged", {"product_id": "p-1", "price": 9.5})
+    # a write through a route that emits nothing publishes nothing; a read never does
+    assert api.handler(request("POST", "POST /products", {"product_id": "p-2", "price": 1}))["statusCode"] == 201
+    assert json.loads(api.handler(request("GET", "GET /products/{id}", item_id="p-2"))["body"])["price"] == 1
+    assert {i["product_id"] for i in json.loads(api.handler(request("GET", "GET /products"))["body"])["items"]} \
+        == {"p-1", "p-2"}
+    assert api.handler(request("GET", "GET /products/{id}", item_id="nope"))["statusCode"] == 404
+    assert api.handler(request("POST", "POST /products", "{"))["statusCode"] == 400
+    assert read() == []
+    assert api.handler(request("DELETE", "DELETE /products/{id}", item_id="p-1"))["statusCode"] == 200
+    assert "Item" not in products.get_item(Key={"product_id": "p-1"})
+    assert [(e["detail-type"], e["detail"]) for e in read()] == [("ProductRetired", {"product_id": "p-1"})]
 
-    # The worker records the event it receives, and reports a broken record alone.
+
+def test_the_api_records_events_from_its_queue_and_never_answers_them_over_http(
+        aws: None, handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox = table("shop-dev-catalog-products-table", "product_id")
+    monkeypatch.setenv("TABLE_NAME", inbox.name)
+    api = handler("serverless_api")
+    out = api.handler(sqs_batch(envelope("pricing", "PriceListChanged", {"list": "summer"}), "not json",
+                                json.dumps({"plain": "message"})))
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}
+    assert "statusCode" not in out
+    assert inbox.get_item(Key={"product_id": "e-1"})["Item"]["detail_type"] == "PriceListChanged"
+
+
+def test_the_worker_publishes_what_it_emits_once_it_has_handled_an_event(aws: None, handler: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     shipments = table("shop-dev-fulfilment-shipments-table", "shipment_id")
-    monkeypatch.setenv("TABLE_NAME", shipments.name)
+    read = tap("OrderShipped", source="fulfilment")
+    publishing(monkeypatch, "fulfilment", {"PaymentCaptured": ["OrderShipped"]}, TABLE_NAME=shipments.name)
     worker = handler("event_worker")
-    out = worker.handler({"Records": [{"messageId": "m1", "body": messages[0]["Body"]},
-                                      {"messageId": "m2", "body": "not json"}]})
+    captured = envelope("payments", "PaymentCaptured", {"order_id": "o-1", "amount": 12.5})
+    out = worker.handler(sqs_batch(captured, "not json", envelope("orders", "OrderPlaced", {"order_id": "o-2"}, "e-2")))
     assert out == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
-    stored = shipments.get_item(Key={"shipment_id": envelope["id"]})["Item"]
-    assert stored["detail_type"] == "OrderPlaced" and json.loads(stored["detail"])["order_id"] == "o-1"
+    stored = shipments.get_item(Key={"shipment_id": "e-1"})["Item"]
+    assert stored["detail_type"] == "PaymentCaptured" and json.loads(stored["detail"])["order_id"] == "o-1"
+    # the event it handled is published on with its detail; the one that emits nothing publishes nothing
+    assert [(e["source"], e["detail-type"], e["detail"]) for e in read()] == [
+        ("fulfilment", "OrderShipped", {"order_id": "o-1", "amount": 12.5})]
 
 
-def test_workflow_steps_hand_on_their_state(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_whose_event_cannot_be_published_is_retried_alone(aws: None, handler: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    publishing(monkeypatch, "fulfilment", {"message": ["OrderShipped"]})
+    monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
+    worker = handler("event_worker")
+    out = worker.handler(sqs_batch(json.dumps({"order_id": "o-1"})))
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+def test_built_in_code_never_publishes_an_event_its_contract_does_not_declare(aws: None, handler: Any,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    read = tap("OrderShipped", "Surprise")
+    publishing(monkeypatch, "fulfilment", {"message": ["OrderShipped"]})
+    monkeypatch.setenv("EVENT_EMITS", json.dumps({"message": ["OrderShipped", "Surprise"]}))
+    events = handler("event_worker").handler.__globals__["ode_events"]
+    with pytest.raises(events.PublishError, match="Surprise: not declared"):
+        events.publish(["OrderShipped", "Surprise"], {"order_id": "o-1"})
+    assert read() == []
+
+
+def test_workflow_steps_hand_on_their_state(handler: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     step = handler("workflow")
     monkeypatch.setenv("STEP_NAME", "authorize")
     state = step.handler({"order_id": "o-1"})
@@ -90,6 +195,54 @@ def test_workflow_steps_hand_on_their_state(monkeypatch: pytest.MonkeyPatch) -> 
     assert step.handler(state) == {"order_id": "o-1", "steps_done": ["authorize", "capture"]}
     with pytest.raises(ValueError):
         step.handler(["not", "an", "object"])  # type: ignore[arg-type]
+
+
+def test_the_workflow_publishes_its_success_and_failure_events(aws: None, handler: Any,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    read = tap("PaymentCaptured", "PaymentFailed", source="payments")
+    publishing(monkeypatch, "payments", {"success": ["PaymentCaptured"], "failure": ["PaymentFailed"]})
+    wf = handler("workflow")
+    started_by = json.loads(envelope("orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5}))
+    state = {**started_by, "steps_done": ["authorize", "capture"]}
+    assert wf.publish({"outcome": "success", "state": state}) == {"published": ["PaymentCaptured"]}
+    [captured] = read()
+    assert (captured["source"], captured["detail-type"], captured["detail"]) == (
+        "payments", "PaymentCaptured", {"order_id": "o-1", "total": 12.5})
+    error = {"Error": "CardDeclined", "Cause": json.dumps({"errorMessage": "card declined", "errorType": "X"})}
+    assert wf.publish({"outcome": "failure", "state": {**started_by, "error": error}}) == {
+        "published": ["PaymentFailed"]}
+    [failed] = read()
+    assert failed["detail"] == {"order_id": "o-1", "total": 12.5, "reason": "CardDeclined: card declined"}
+    with pytest.raises(ValueError, match="outcome"):
+        wf.publish({"outcome": "maybe", "state": state})
+
+
+def test_orders_tells_events_from_requests(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    orders = table("shop-dev-orders-orders-table", "order_id")
+    read = tap("OrderPlaced", source="orders")
+    publishing(monkeypatch, "orders", {"POST /orders": ["OrderPlaced"]}, ORDERS_ORDERS_TABLE_NAME=orders.name)
+    app = load(ORDERS, "orders_app")
+    created = app.handler(request("POST", "POST /orders", {"order_id": "o-1", "total": 12.5}))
+    assert created["statusCode"] == 201
+    [placed] = read()
+    assert (placed["source"], placed["detail-type"], placed["detail"]) == (
+        "orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5})
+    assert app.handler(request("POST", "POST /orders", "{"))["statusCode"] == 400
+    assert app.handler(request("GET", "GET /orders/{id}", item_id="nope"))["statusCode"] == 404
+
+    out = app.handler(sqs_batch(envelope("payments", "PaymentCaptured", {"order_id": "o-1", "amount": 12.5}),
+                                envelope("payments", "PaymentCaptured", {"order_id": "o-9", "amount": 1}, "e-2"),
+                                envelope("payments", "PaymentRefunded", {"order_id": "o-1"}, "e-3"),
+                                "not json"))
+    # an event is never answered as a request; what failed is reported, record by record, for Lambda to retry
+    assert out == {"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"},
+                                         {"itemIdentifier": "m4"}]}
+    order = json.loads(app.handler(request("GET", "GET /orders/{id}", item_id="o-1"))["body"])
+    assert (order["status"], order["amount"], order["last_event"]) == ("paid", 12.5, "e-1")
+    assert "Item" not in orders.get_item(Key={"order_id": "o-9"})  # an event does not make up an order
+    assert app.handler(sqs_batch(envelope("fulfilment", "OrderShipped", {"order_id": "o-1", "carrier": "ups"},
+                                          "e-4"))) == {"batchItemFailures": []}
+    assert orders.get_item(Key={"order_id": "o-1"})["Item"]["status"] == "shipped"
 
 
 def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
@@ -117,9 +270,11 @@ def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
 
 def test_handlers_are_packaged_by_the_components() -> None:
     from components.function import HANDLERS as packaged
+    from components.function import SHARED
 
-    assert Path(packaged) == HANDLERS
+    assert Path(packaged) == HANDLERS and SHARED == HANDLERS / "shared"
     assert {p.parent.name for p in HANDLERS.glob("*/index.py")} == {"serverless_api", "event_worker", "workflow"}
+    assert (SHARED / "ode_events.py").is_file()
 
 
 def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,3 +304,60 @@ def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path) -> Non
     assert "Traceback" not in done.stderr and "ModuleNotFoundError" not in done.stderr
     assert "pip install 'ondemandenv[local]'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# -- what a context's code is told to publish ------------------------------------------------------------------
+
+
+def test_each_kind_publishes_every_declared_event_by_default() -> None:
+    from components._emits import default_emits
+
+    assert default_emits("serverless-api", ["OrderPlaced"], ["POST /orders", "GET /orders/{id}"]) == {
+        "POST /orders": ["OrderPlaced"]}
+    assert default_emits("serverless-api", ["Changed"]) == {"ANY /{proxy+}": ["Changed"]}
+    assert default_emits("workflow", ["PaymentCaptured", "PaymentFailed", "PaymentDeclined"]) == {
+        "success": ["PaymentCaptured"], "failure": ["PaymentFailed", "PaymentDeclined"]}
+    assert default_emits("event-worker", ["OrderShipped"], consumed=["PaymentCaptured"]) == {
+        "PaymentCaptured": ["OrderShipped"], "message": ["OrderShipped"]}
+    assert default_emits("workflow", []) == {}
+
+
+def test_validate_names_settings_emits_and_what_is_wrong_in_it(tmp_path: Path) -> None:
+    from ode.contracts import ContractErrors, load_library
+
+    from .conftest import context, write_library
+
+    event = {"kind": "event", "version": "1.0.0"}
+    api = context("api", "serverless-api", {
+        "x": {"kind": "http-api", "version": "1.0.0", "routes": ["POST /x", "GET /x/{id}"]}, "A": event, "B": event,
+        "bus": {"kind": "event-bus", "version": "1.0.0"}}, settings={"emits": {"GET /y": ["A", "Z"]}})
+    flow = context("flow", "workflow", {"w": {"kind": "workflow", "version": "1.0.0"}, "Done": event},
+                   consumes=[{"context": "api", "interface": "bus", "access": "publish"}],
+                   settings={"emits": {"finished": ["Done"]}})
+    worker = context("worker", "event-worker", {"q": {"kind": "queue", "version": "1.0.0"}, "C": event},
+                     consumes=[{"context": "api", "interface": "bus", "access": "publish"},
+                               {"context": "api", "interface": "A"}],
+                     settings={"emits": {"B": ["C"]}})
+    with pytest.raises(ContractErrors) as caught:
+        load_library(write_library(tmp_path, [api, flow, worker]))
+    found = [str(e) for e in caught.value.errors]
+    emits = next(e for e in found if "api.yaml" in e and "settings.emits" in e)
+    assert "'Z' is not an event this context provides (A, B)" in emits
+    assert "GET /y: not a route of this context's HTTP APIs (POST /x, GET /x/{id})" in emits
+    assert "B: provided, but no moment here publishes it" in emits
+    assert any("flow.yaml" in e and "settings.emits" in e and "'success'" in e for e in found), found
+    assert any("worker.yaml" in e and "settings.emits" in e and "B: not an event this context consumes" in e
+               for e in found), found
+
+
+def test_a_workflow_that_publishes_keeps_the_name_of_its_publisher() -> None:
+    from components._common import Identity
+    from components.kinds import WorkflowSettings
+    from components.workflow import WorkflowArgs
+
+    ident = Identity("shop", "dev", "payments", "team", "1" * 12, "us-east-1")
+    args = WorkflowArgs(ident, WorkflowSettings(steps=["authorize", "emit"]),
+                        provides={"PaymentCaptured": {"kind": "event"}})
+    with pytest.raises(ValueError, match="settings.steps: 'emit' names the function that publishes"):
+        args.validate("workflow")
+    WorkflowArgs(ident, WorkflowSettings(steps=["authorize", "emit"])).validate("workflow")  # publishes nothing

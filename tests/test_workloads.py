@@ -137,7 +137,9 @@ def test_plan_shows_each_functions_code_directory_and_digest(dev_plan: tuple[Pat
     env = orders[0]["inputs"]["environment"]["variables"]
     assert env["LOG_LEVEL"] == "info" and "CATALOG_PRODUCTS_TABLE_NAME" in env
     pay = {r["name"]: r for r in resources(payload, "payments") if r["type"] == LAMBDA}
-    assert {r["inputs"]["handler"] for r in pay.values()} == {"steps.authorize", "steps.capture"}
+    assert {r["inputs"]["handler"] for r in pay.values()} == {"steps.authorize", "steps.capture", "index.publish"}
+    # the workflow's events go out from the platform's own publisher, whatever code its steps run
+    assert "ode_events.py" in pay["payments-emit"]["inputs"]["code"]["archive"]
     builtin = [r for r in resources(payload, "notifications") if r["type"] == LAMBDA]
     assert builtin and "index.py" in builtin[0]["inputs"]["code"]["archive"]
 
@@ -239,11 +241,16 @@ def test_every_kind_that_runs_code_acts_on_its_subscriptions(dev_plan: tuple[Pat
     rules = [r for r in orders if r["type"] == "aws:cloudwatch/eventRule:EventRule"]
     assert {json.loads(r["inputs"]["eventPattern"])["detail-type"][0] for r in rules} == {"PaymentCaptured",
                                                                                            "OrderShipped"}
-    invokes = [r for r in orders if r["type"] == "aws:lambda/permission:Permission"
-               and r["inputs"]["principal"] == "events.amazonaws.com"]
-    assert len(invokes) == 2
-    fn = next(r for r in orders if r["type"] == LAMBDA)
-    assert fn["inputs"]["deadLetterConfig"]["targetArn"]  # events invoke it asynchronously
+    # an API's events come through a queue of its own that Lambda polls, and the queue admits exactly those rules
+    targets = [r for r in orders if r["type"] == "aws:cloudwatch/eventTarget:EventTarget"]
+    inbox = next(r for r in orders if r["type"] == "aws:sqs/queue:Queue" and r["name"] == "orders-events")
+    assert len(targets) == 2 and all(t["inputs"]["arn"].endswith(":" + inbox["inputs"]["name"]) for t in targets)
+    policy = json.loads(next(r for r in orders if r["type"] == "aws:sqs/queuePolicy:QueuePolicy")["inputs"]["policy"])
+    assert len(policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]) == 2
+    source = next(r for r in orders if r["type"] == "aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert source["inputs"]["functionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert not [r for r in orders if r["type"] == "aws:lambda/permission:Permission"
+                and r["inputs"]["principal"] == "events.amazonaws.com"]
 
 
 def upstream_of(library: Any, context: str, env: str) -> dict[str, Any]:

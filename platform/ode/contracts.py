@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from components._emits import DEFAULT_ROUTE
 from components.kinds import KINDS
 
 from ._versions import Version, VersionRange
@@ -294,9 +295,14 @@ class Context(_Input):
 
 def settings_context(ctx: Context, path: Path | None) -> dict[str, Any]:
     """What a component's settings are checked against beside themselves: the contract's directory (code
-    directories must exist) and whether the context provides a FIFO queue (Lambda takes at most 10 from one)."""
+    directories must exist), whether the context provides a FIFO queue (Lambda takes at most 10 from one), and what
+    ``emits`` may name: the events it provides, its APIs' routes, the interfaces it consumes."""
     return {"contract_dir": path.parent if path else None,
-            "fifo_queue": any(getattr(i, "fifo", False) for i in ctx.provides.values())}
+            "fifo_queue": any(getattr(i, "fifo", False) for i in ctx.provides.values()),
+            "events": [name for name, i in ctx.provides.items() if i.kind == "event"],
+            "routes": [r for i in ctx.provides.values() if isinstance(i, HttpApiInterface)
+                       for r in (i.routes or [DEFAULT_ROUTE])],
+            "consumed": [c.interface for c in ctx.consumes]}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -1,13 +1,17 @@
-"""The worker's handler: each SQS record carries an EventBridge event; it is recorded in TABLE_NAME when the
-context has a table. Failed records are reported one by one, so only they are retried (then dead-lettered)."""
+"""The worker's handler. Each SQS record carries an EventBridge event the context subscribes to (or a plain JSON
+message another context sent): it is recorded in TABLE_NAME when the context has a table, then the events the
+context publishes once it has handled it (``EVENT_EMITS``: the consumed event's name, or ``message``) go out with
+its detail. Failed records are reported one by one, so only they are retried (then dead-lettered)."""
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from typing import Any
 
 import boto3
+import ode_events
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -16,11 +20,21 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     failures = []
     for record in event.get("Records", []):
         try:
-            envelope = json.loads(record["body"])
+            envelope = ode_events.eventbridge_event(record["body"])
+            if envelope is None:
+                detail, moment = json.loads(record["body"]), ode_events.MESSAGE
+                if not isinstance(detail, dict):
+                    raise ValueError("a message is a JSON object")
+                item = {"id": record.get("messageId") or str(uuid.uuid4()), "source": "message",
+                        "detail_type": ode_events.MESSAGE, "detail": json.dumps(detail)}
+            else:
+                detail, moment = envelope["detail"], envelope["detail-type"]
+                item = {"id": envelope["id"], "source": envelope["source"], "detail_type": moment,
+                        "detail": json.dumps(detail)}
             if table is not None:
                 key = next(k["AttributeName"] for k in table.key_schema if k["KeyType"] == "HASH")
-                table.put_item(Item={key: envelope["id"], "source": envelope["source"],
-                                     "detail_type": envelope["detail-type"], "detail": json.dumps(envelope["detail"])})
-        except (KeyError, ValueError, TypeError):
+                table.put_item(Item={key: item.pop("id"), **item})
+            ode_events.publish(ode_events.emitted_on(moment), detail)
+        except Exception:  # noqa: BLE001 - whatever failed, this record alone is retried
             failures.append({"itemIdentifier": record.get("messageId", "")})
     return {"batchItemFailures": failures}

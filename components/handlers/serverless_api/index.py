@@ -1,5 +1,9 @@
-"""The API's handler: POST writes the JSON body as an item and publishes the context's event; GET /<x>/{id} reads
-one item back. Addresses come from the environment the component sets (TABLE_NAME, EVENT_BUS_NAME...)."""
+"""The API's handler. Requests (API Gateway, payload 2.0): POST writes the JSON body as an item, PUT and PATCH write
+it under the path's id, DELETE removes it, each then publishing the events its route emits (``EVENT_EMITS``); GET
+reads one item, or a page of them. Events the context subscribes to arrive as SQS batches: each is recorded in the
+table, and a record that fails is reported alone (``batchItemFailures``), so only it is retried. An event is never
+answered with an HTTP response. Addresses come from the environment the component sets (TABLE_NAME,
+EVENT_BUS_NAME...)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,18 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+import ode_events
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def _response(status: int, body: Any) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": "application/json"},
-            "body": json.dumps(body, default=lambda d: float(d) if isinstance(d, Decimal) else str(d))}
+    return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": ode_events.to_json(body)}
+
+
+def _table() -> Any:
+    name = os.environ.get("TABLE_NAME")
+    return boto3.resource("dynamodb").Table(name) if name else None
 
 
 def _key_name(table: Any) -> str:
@@ -22,27 +33,66 @@ def _key_name(table: Any) -> str:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
-    method = event.get("requestContext", {}).get("http", {}).get("method", "GET")
-    key = _key_name(table)
-    if method == "POST":
+    records = ode_events.sqs_records(event)
+    if records is not None:
+        return _on_events(records)
+    return _on_request(event)
+
+
+def _on_events(records: list[dict[str, Any]]) -> dict[str, Any]:
+    table = _table()
+    failures = []
+    for record in records:
         try:
-            item = json.loads(event.get("body") or "{}", parse_float=Decimal)
-        except json.JSONDecodeError:
-            return _response(400, {"error": "the body is not JSON"})
-        if not isinstance(item, dict):
-            return _response(400, {"error": "the body must be a JSON object"})
-        item.setdefault(key, str(uuid.uuid4()))
-        table.put_item(Item=item)
-        bus, detail_type = os.environ.get("EVENT_BUS_NAME"), os.environ.get("EVENT_DETAIL_TYPE")
-        if bus and detail_type:
-            detail = json.dumps(item, default=lambda d: float(d) if isinstance(d, Decimal) else str(d))
-            boto3.client("events").put_events(Entries=[{
-                "EventBusName": bus, "Source": os.environ["ODE_CONTEXT"], "DetailType": detail_type,
-                "Detail": detail}])
-        return _response(201, item)
+            envelope = ode_events.eventbridge_event(record["body"])
+            if envelope is None:
+                raise ValueError("not an EventBridge event")
+            if table is not None:
+                table.put_item(Item={_key_name(table): envelope["id"], "source": envelope["source"],
+                                     "detail_type": envelope["detail-type"],
+                                     "detail": json.dumps(envelope["detail"])})
+        except Exception:  # noqa: BLE001 - whatever failed, this record alone is retried
+            failures.append({"itemIdentifier": record.get("messageId", "")})
+    return {"batchItemFailures": failures}
+
+
+def _on_request(event: dict[str, Any]) -> dict[str, Any]:
+    table = _table()
+    method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
     item_id = (event.get("pathParameters") or {}).get("id")
+    if table is None:
+        return _response(501, {"error": "this API has no table"})
+    key = _key_name(table)
+    if method in WRITES:
+        if method == "DELETE":
+            if not item_id:
+                return _response(400, {"error": "no id in the path"})
+            item: dict[str, Any] = {key: item_id}
+            table.delete_item(Key=item)
+            status = 200
+        else:
+            try:
+                item = json.loads(event.get("body") or "{}", parse_float=Decimal)
+            except json.JSONDecodeError:
+                return _response(400, {"error": "the body is not JSON"})
+            if not isinstance(item, dict):
+                return _response(400, {"error": "the body must be a JSON object"})
+            if method == "POST":
+                item.setdefault(key, str(uuid.uuid4()))
+                status = 201
+            elif not item_id:
+                return _response(400, {"error": "no id in the path"})
+            else:
+                if method == "PATCH":
+                    item = {**table.get_item(Key={key: item_id}).get("Item", {}), **item}
+                item[key] = item_id
+                status = 200
+            table.put_item(Item=item)
+        # Published after the write: a failure here is an error the caller sees and may retry.
+        ode_events.publish(ode_events.emitted_on(event.get("routeKey", "")), item)
+        return _response(status, item)
     if not item_id:
-        return _response(400, {"error": "no id in the path"})
+        page = table.scan(Limit=100)
+        return _response(200, {"items": page.get("Items", [])})
     found = table.get_item(Key={key: item_id}).get("Item")
     return _response(200, found) if found else _response(404, {"error": f"{item_id} not found"})

@@ -7,6 +7,7 @@ Components take typed args built from these classes and know nothing of YAML or 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -82,6 +83,11 @@ class Grant:
     via: str | None = None
     #: The producer's component kind: an http-api of a container-service is reached through the network, not IAM.
     component: str | None = None
+    #: The routes of a consumed http-api (``"GET /products/{id}"``): the consumer may invoke exactly these.
+    routes: tuple[str, ...] = ()
+    #: For a network attachment: the compute attached must also reach the internet, through the network's NAT
+    #: (see :meth:`ContextArgs.internet_needs`); its functions get an egress group for that.
+    internet: bool = False
 
     def output(self, name: str) -> pulumi.Output[Any]:
         """One of the producer's outputs; a clear error when the producer did not hand it over."""
@@ -166,7 +172,7 @@ def _grant_resources(grant: Grant, outputs: Mapping[str, Any]) -> list[list[str]
         # ListBucket applies to the bucket, object actions to its objects: two statements.
         return [[arn], [f"{arn}/*"]] if reads and object_actions else [[f"{arn}/*"]]
     if kind == "http-api":
-        return [[f"{outputs['execution_arn']}/*/*"]]
+        return [route_arns(outputs["execution_arn"], grant.routes)]
     if kind == "workflow":
         arn = outputs["arn"]
         execution = arn.replace(":stateMachine:", ":execution:", 1) + ":*"
@@ -174,11 +180,27 @@ def _grant_resources(grant: Grant, outputs: Mapping[str, Any]) -> list[list[str]
     return [[outputs["arn"]]]
 
 
+def route_arns(execution_arn: str, routes: Sequence[str]) -> list[str]:
+    """The ``execute-api:Invoke`` resources of an HTTP API's routes, in any stage: ``GET /products/{id}`` ->
+    ``<execution_arn>/*/GET/products/*`` (a path parameter, ``{proxy+}`` and the method ``ANY`` match anything).
+    Without routes (or with ``$default``), every route of the API."""
+    arns = []
+    for route in routes or ("$default",):
+        method, _, path = route.partition(" ")
+        if route == "$default" or not path:
+            arns.append(f"{execution_arn}/*/*")
+            continue
+        segments = ["*" if s.startswith("{") else s for s in path.strip("/").split("/")]
+        arns.append(f"{execution_arn}/*/{'*' if method == 'ANY' else method}/{'/'.join(segments)}")
+    return sorted(set(arns))
+
+
 def grant_statements(grants: Iterable[Grant]) -> pulumi.Output[list[dict[str, Any]]]:
     """The IAM statements the grants give a consumer's role: exactly the access's actions on exactly the
     producer's resources. Network attachment is left to :func:`network_statements`."""
+    # A container-service's API checks no IAM: internal, the network admits its callers; public, CloudFront does.
     wanted = [g for g in grants if (g.kind, g.access) not in NO_ROLE_ACCESS and g.kind != "network"
-              and not network_reached(g)]
+              and not (g.kind == "http-api" and g.component == "container-service")]
     for g in wanted:
         if (g.kind, g.access) not in ACTIONS:
             raise ValueError(f"consumes {g.producer}.{g.interface}: access {g.access!r} is not defined for a "
@@ -203,11 +225,42 @@ def grant_statements(grants: Iterable[Grant]) -> pulumi.Output[list[dict[str, An
     return pulumi.Output.all(*resolved).apply(build) if resolved else pulumi.Output.from_input([])
 
 
+def known(value: Any) -> Any:
+    """A producer's output as a plain value, or None while it is only known later (an Output of a StackReference)."""
+    return None if isinstance(value, pulumi.Output) else value
+
+
+def public_endpoint(grant: Grant) -> bool:
+    """Whether a consumed http-api is a public HTTPS endpoint: an API Gateway API (``execute-api``), or a public
+    container-service (CloudFront). Compute in private subnets reaches those only through NAT."""
+    if grant.kind != "http-api":
+        return False
+    if grant.component != "container-service":
+        return True
+    url = known(grant.outputs.get("url"))
+    return isinstance(url, str) and url.startswith("https://")
+
+
 def network_reached(grant: Grant) -> bool:
-    """Whether a consumer reaches this interface through the network rather than with IAM: the http-api of a
-    container-service is an internal load balancer, which ``execute-api:Invoke`` means nothing to. Its security
-    group admits the network's workloads security group instead."""
-    return grant.kind == "http-api" and grant.component == "container-service"
+    """Whether a consumer reaches this interface through the network rather than with IAM: the http-api of an
+    internal container-service is a load balancer in the private subnets, which ``execute-api:Invoke`` means nothing
+    to. Its security group admits the network's workloads security group instead."""
+    return grant.kind == "http-api" and grant.component == "container-service" and not public_endpoint(grant)
+
+
+#: The characters EC2 accepts in a security group's or a rule's description (its API refuses anything else,
+#: an apostrophe included, with InvalidParameterValue; botocore's model carries no pattern for it).
+EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}$")
+
+
+def ec2_description(text: str) -> str:
+    """``text`` if EC2 accepts it as a security group (rule) description; ``ValueError`` naming the first character
+    it refuses otherwise."""
+    if not EC2_DESCRIPTION.match(text):
+        bad = next((c for c in text if not EC2_DESCRIPTION.match(c)), None)
+        raise ValueError(f"security group description {text!r}: EC2 refuses {bad!r} (allowed: letters, digits, "
+                         "spaces and ._-:/()#,@[]+=&;{}!$*; at most 255 characters)")
+    return text
 
 
 def network_statements(identity: Identity, network: Grant | None) -> list[dict[str, Any]]:
@@ -296,6 +349,12 @@ class ContextArgs:
             if iface.get("kind") not in spec.provides:
                 raise ValueError(f"provides.{name}.kind: a {kind} component cannot provide "
                                  f"{iface.get('kind')!r} (it provides {', '.join(sorted(spec.provides))})")
+        net = self.network
+        reasons = self.internet_needs()
+        if net is not None and reasons and known(net.outputs.get("nat")) == "none":
+            raise ValueError(f"consumes {net.producer}.{net.interface}: {reasons[0]}, which compute in private "
+                             "subnets reaches only through NAT, and that network has none; set nat (one or per-az) "
+                             f"in the settings of {net.producer}")
         for g in self.grants:
             if network_reached(g) and self.network is None:
                 raise ValueError(f"consumes {g.producer}.{g.interface}: a container-service's API is an internal "
@@ -310,13 +369,24 @@ class ContextArgs:
 
     @property
     def network(self) -> Grant | None:
-        """The network this context's compute attaches to, if it consumes one."""
-        return next((g for g in self.grants if g.kind == "network"), None)
+        """The network this context's compute attaches to, if it consumes one (``internet`` set when that compute
+        must also reach public endpoints through it)."""
+        found = next((g for g in self.grants if g.kind == "network"), None)
+        if found is not None and self.internet_needs():
+            return dataclasses.replace(found, internet=True)
+        return found
 
     @property
     def publish_bus(self) -> Grant | None:
         """The event bus this context publishes on, if it consumes one with ``publish``."""
         return next((g for g in self.grants if g.kind == "event-bus" and g.access == "publish"), None)
+
+    def internet_needs(self) -> list[str]:
+        """Why this context's compute, attached to a network, must reach the internet (through NAT): the public
+        APIs it consumes. Empty when it attaches to no network (compute outside a VPC has its own way out)."""
+        if not any(g.kind == "network" for g in self.grants):
+            return []
+        return [f"{g.producer}.{g.interface} is a public HTTPS endpoint" for g in self.grants if public_endpoint(g)]
 
     @property
     def consumer_grants(self) -> list[Grant]:

@@ -11,7 +11,16 @@ import pulumi
 import pulumi_aws as aws
 
 from . import storage
-from ._common import Grant, Identity, _statement, assume_role_policy, network_statements, policy_document
+from ._common import (
+    Grant,
+    Identity,
+    _statement,
+    assume_role_policy,
+    ec2_description,
+    network_statements,
+    policy_document,
+)
+from ._security_groups import egress
 from .kinds import FunctionSettings
 from .monitoring import Monitor
 
@@ -78,8 +87,17 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
                                   {"ODE_ENV": identity.env, "ODE_CONTEXT": identity.context, **environment})
     extra: dict[str, Any] = {}
     if network is not None:
-        extra["vpc_config"] = {"subnet_ids": network.output("private_subnet_ids"),
-                               "security_group_ids": [network.output("security_group_id")]}
+        groups = [network.output("security_group_id")]
+        if network.internet:
+            # The public endpoints it calls (an API Gateway API) are reached through the network's NAT: a group of
+            # its own opens HTTPS to the internet for this function alone, beside the network's workloads group.
+            out = aws.ec2.SecurityGroup(f"{base}-egress-sg", vpc_id=network.output("vpc_id"), tags=identity.tags(),
+                                        description=ec2_description("Function: HTTPS to public endpoints through NAT"),
+                                        opts=opts)
+            egress(f"{base}-to-internet", parent, out.id, 443, "HTTPS to public endpoints through NAT",
+                   tags=identity.tags(), cidr_ipv4="0.0.0.0/0")
+            groups.append(out.id)
+        extra["vpc_config"] = {"subnet_ids": network.output("private_subnet_ids"), "security_group_ids": groups}
     if dlq is not None:
         extra["dead_letter_config"] = {"target_arn": dlq.arn}
     fn = aws.lambda_.Function(

@@ -133,6 +133,31 @@ class FunctionSettings(Settings):
         return value
 
 
+#: Outbound internet access of a network's private subnets: none, one NAT gateway for the whole VPC (cheaper, one
+#: AZ's outage cuts every AZ off), or one per availability zone.
+NatSetting = Literal["none", "one", "per-az"]
+
+
+def subnet_layout(cidr: str, az_count: int) -> tuple[list[str], list[str]]:
+    """The private and public subnet CIDRs of a network, one of each per AZ.
+
+    The VPC is cut in two halves, private first; each half in blocks of the VPC's prefix + 4, but never smaller than
+    a /27, the smallest subnet a load balancer accepts (it needs 8 free addresses in each of its subnets). A subnet's
+    block depends only on the CIDR and its AZ's index, so turning public subnets or NAT on, or adding an AZ, never
+    moves an existing subnet (moving one replaces it). Raises ``ValueError`` when ``az_count`` blocks do not fit.
+    """
+    import ipaddress
+
+    net = ipaddress.ip_network(cidr, strict=False)
+    block = min(net.prefixlen + 4, 27)
+    private, public = (list(half.subnets(new_prefix=block)) for half in net.subnets(prefixlen_diff=1))
+    if az_count > len(private):
+        raise ValueError(f"a /{net.prefixlen} network fits {len(private)} availability zones with /{block} subnets "
+                         f"(a load balancer needs at least /27); allowed az_count: 2..{len(private)}, or a larger "
+                         "cidr")
+    return [str(b) for b in private[:az_count]], [str(b) for b in public[:az_count]]
+
+
 class NetworkSettings(Settings):
     cidr: str = Field("10.0.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$", description="VPC CIDR.")
     az_count: int = Field(2, ge=2, le=6, description="Availability zones with one private subnet each.")
@@ -141,6 +166,23 @@ class NetworkSettings(Settings):
                                  "ecr.dkr"],
         description="AWS services reached through VPC endpoints instead of the internet.",
     )
+    public_subnets: bool = Field(False, description="One public subnet per AZ, routed to an internet gateway (where "
+                                                    "public load balancers and NAT gateways live).")
+    nat: NatSetting = Field("none", description="NAT gateways giving the private subnets outbound internet access: "
+                                                "none, one for the VPC, or per-az; anything but none implies "
+                                                "public subnets.")
+
+    @field_validator("az_count")
+    @classmethod
+    def _subnets_fit(cls, value: int, info: ValidationInfo) -> int:
+        if "cidr" in info.data:
+            subnet_layout(info.data["cidr"], value)
+        return value
+
+    @property
+    def has_public_subnets(self) -> bool:
+        """Whether the network has public subnets (asked for, or needed by its NAT gateways)."""
+        return self.public_subnets or self.nat != "none"
 
 
 class EventBusSettings(Settings):
@@ -245,8 +287,27 @@ class ContainerServiceSettings(Settings):
         default_factory=lambda: ["/tmp"], description="Writable scratch directories (the root is read-only).")
     environment: dict[EnvName, Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=dict, description="Plain environment variables, merged with those ode injects.")
+    public: bool = Field(False, description="Reachable over HTTPS from the internet: CloudFront in front of a load "
+                                            "balancer in the network's public subnets that admits only CloudFront. "
+                                            "Left out: an internal load balancer, reached through the network.")
+    domain: str | None = Field(None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+                               description="A public service's own domain name (CloudFront alias); with "
+                                           "certificate_arn. Left out: CloudFront's own *.cloudfront.net name.")
+    certificate_arn: str | None = Field(
+        None, validate_default=True, pattern=r"^arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f-]{36}$",
+        description="ACM certificate of `domain`, in us-east-1 (where CloudFront reads certificates).")
 
     _environment = field_validator("environment")(_no_reserved)
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _domain_with_certificate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) != (info.data.get("domain") is None):
+            raise ValueError("give domain and certificate_arn together (CloudFront serves a domain only with its "
+                             "certificate)")
+        if value is not None and not info.data.get("public"):
+            raise ValueError("domain and certificate_arn are for a public service: set public: true")
+        return value
 
     @field_validator("build")
     @classmethod
@@ -292,7 +353,8 @@ KINDS: dict[str, ComponentKind] = {
     k.name: k
     for k in (
         ComponentKind("network", frozenset({"network"}), NetworkSettings,
-                      "VPC, private subnets in 2+ AZs, VPC endpoints, security groups"),
+                      "VPC, private subnets in 2+ AZs, VPC endpoints, security groups; public subnets and NAT on "
+                      "request"),
         ComponentKind("event-bus", frozenset({"event-bus"}), EventBusSettings,
                       "EventBridge bus, archive, bus policy"),
         ComponentKind("serverless-api", frozenset({"http-api", "table", "event", "bucket"}), ServerlessApiSettings,
@@ -302,7 +364,8 @@ KINDS: dict[str, ComponentKind] = {
         ComponentKind("workflow", frozenset({"workflow", "event"}), WorkflowSettings,
                       "Step Functions state machine with Lambda tasks"),
         ComponentKind("container-service", frozenset({"http-api", "event"}), ContainerServiceSettings,
-                      "ECS Fargate service in private subnets behind a load balancer"),
+                      "ECS Fargate service in private subnets behind a load balancer: internal, or public through "
+                      "CloudFront"),
         ComponentKind("data-store", frozenset({"bucket", "table", "secret", "queue"}), DataStoreSettings,
                       "S3 buckets, DynamoDB tables, Secrets Manager secrets, SQS queues"),
     )

@@ -1,9 +1,14 @@
-"""The ``network`` kind: a VPC with one private subnet per availability zone, no internet gateway, VPC endpoints
-for the AWS services its workloads use, a security group for those workloads, and flow logs."""
+"""The ``network`` kind: a VPC with one private subnet per availability zone, VPC endpoints for the AWS services its
+workloads use, a security group for those workloads, and flow logs; on request, public subnets behind an internet
+gateway (for public load balancers) and NAT gateways that give the private subnets a way out to the internet.
+
+Every security group rule is a resource of its own (``aws.vpc.SecurityGroupIngressRule``/``EgressRule``), never an
+inline ``ingress``/``egress`` list: a group with inline rules is managed whole, so the network's next ``up`` would
+revoke the rules other stacks add to its workloads group (a container-service admitting it, for example).
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +17,9 @@ import pulumi
 import pulumi_aws as aws
 
 from . import storage
-from ._common import ContextArgs, assume_role_policy, policy_document
-from .kinds import NetworkSettings
+from ._common import ContextArgs, assume_role_policy, ec2_description, policy_document
+from ._security_groups import egress, ingress
+from .kinds import NetworkSettings, subnet_layout
 from .monitoring import Monitor
 
 #: Services reached through gateway endpoints (free, route-table based); the others get interface endpoints.
@@ -26,8 +32,10 @@ class NetworkArgs(ContextArgs):
 
 
 class Network(pulumi.ComponentResource):
-    """A private network. Provides ``network`` interfaces: ``vpc_id``, ``private_subnet_ids``, ``security_group_id``
-    (the group its consumers' compute runs in) and ``cidr`` (the VPC's address range, for consumers' rules)."""
+    """A private network, with public subnets and NAT on request. Provides ``network`` interfaces: ``vpc_id``,
+    ``private_subnet_ids``, ``security_group_id`` (the group its consumers' compute runs in), ``cidr`` (the VPC's
+    address range, for consumers' rules), ``public_subnet_ids`` (empty without public subnets) and ``nat``
+    (``none``, ``one`` or ``per-az``)."""
 
     interfaces: dict[str, pulumi.Output[dict[str, Any]]]
 
@@ -37,47 +45,81 @@ class Network(pulumi.ComponentResource):
         settings: NetworkSettings = args.settings  # type: ignore[assignment]
         ident = args.identity
         child = pulumi.ResourceOptions(parent=self)
-        cidr = ipaddress.ip_network(settings.cidr)
+        private_blocks, public_blocks = subnet_layout(settings.cidr, settings.az_count)
         vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=settings.cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags=ident.tags(Name=ident.name("vpc", 255)), opts=child)
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
-        routes = aws.ec2.RouteTable(f"{name}-private-routes", vpc_id=vpc.id, tags=ident.tags(), opts=child)
-        blocks = list(cidr.subnets(new_prefix=min(cidr.prefixlen + 4, 28)))
-        subnets = []
+        public_subnets: list[aws.ec2.Subnet] = []
+        nat_gateways: list[aws.ec2.NatGateway] = []
+        if settings.has_public_subnets:
+            gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id,
+                                              tags=ident.tags(Name=ident.name("igw", 255)), opts=child)
+            public_routes = aws.ec2.RouteTable(f"{name}-public-routes", vpc_id=vpc.id,
+                                               tags=ident.tags(Name=ident.name("public", 255)), opts=child)
+            aws.ec2.Route(f"{name}-public-default-route", route_table_id=public_routes.id,
+                          destination_cidr_block="0.0.0.0/0", gateway_id=gateway.id, opts=child)
+            for i in range(settings.az_count):
+                # No public IPs on launch: what runs here (load balancers, NAT gateways) brings its own address.
+                subnet = aws.ec2.Subnet(f"{name}-public-{i}", vpc_id=vpc.id, cidr_block=public_blocks[i],
+                                        availability_zone=zones.names[i], map_public_ip_on_launch=False,
+                                        tags=ident.tags(Name=ident.name(f"public-{i}", 255)), opts=child)
+                aws.ec2.RouteTableAssociation(f"{name}-public-{i}-routes", subnet_id=subnet.id,
+                                              route_table_id=public_routes.id, opts=child)
+                public_subnets.append(subnet)
+            after_gateway = pulumi.ResourceOptions(parent=self, depends_on=[gateway])
+            for i in range(settings.az_count if settings.nat == "per-az" else 1 if settings.nat == "one" else 0):
+                address = aws.ec2.Eip(f"{name}-nat-{i}-ip", domain="vpc",
+                                      tags=ident.tags(Name=ident.name(f"nat-{i}", 255)), opts=after_gateway)
+                nat_gateways.append(aws.ec2.NatGateway(
+                    f"{name}-nat-{i}", allocation_id=address.id, subnet_id=public_subnets[i].id,
+                    connectivity_type="public", tags=ident.tags(Name=ident.name(f"nat-{i}", 255)),
+                    opts=after_gateway))
+        # One route table per private subnet, so that each AZ can leave through its own NAT gateway (per-az) and
+        # changing the NAT setting never re-associates a subnet.
+        subnets, private_routes = [], []
         for i in range(settings.az_count):
-            subnet = aws.ec2.Subnet(f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=str(blocks[i]),
+            routes = aws.ec2.RouteTable(f"{name}-private-{i}-route-table", vpc_id=vpc.id,
+                                        tags=ident.tags(Name=ident.name(f"private-{i}", 255)), opts=child)
+            subnet = aws.ec2.Subnet(f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=private_blocks[i],
                                     availability_zone=zones.names[i], map_public_ip_on_launch=False,
                                     tags=ident.tags(Name=ident.name(f"private-{i}", 255)), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}-routes", subnet_id=subnet.id,
                                           route_table_id=routes.id, opts=child)
+            if nat_gateways:
+                nat = nat_gateways[i] if settings.nat == "per-az" else nat_gateways[0]
+                aws.ec2.Route(f"{name}-private-{i}-nat-route", route_table_id=routes.id,
+                              destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id, opts=child)
             subnets.append(subnet)
-        https_in_vpc: dict[str, Any] = {"protocol": "tcp", "from_port": 443, "to_port": 443,
-                                        "cidr_blocks": [settings.cidr]}
+            private_routes.append(routes)
         endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints-sg", vpc_id=vpc.id, description="HTTPS from the VPC to the AWS service endpoints",
-            ingress=[https_in_vpc], egress=[], tags=ident.tags(), opts=child)  # type: ignore[list-item]
+            f"{name}-endpoints-sg", vpc_id=vpc.id,
+            description=ec2_description("HTTPS from the VPC to the AWS service endpoints"), tags=ident.tags(),
+            opts=child)
+        ingress(f"{name}-endpoints-from-vpc", self, endpoint_sg.id, 443, "HTTPS from the VPC",
+                tags=ident.tags(), cidr_ipv4=settings.cidr)
+        workloads = aws.ec2.SecurityGroup(
+            f"{name}-workloads-sg", vpc_id=vpc.id,
+            description=ec2_description("Compute of the contexts attached to this network"), tags=ident.tags(),
+            opts=child)
+        egress(f"{name}-workloads-to-endpoints", self, workloads.id, 443, "AWS services through interface endpoints",
+               tags=ident.tags(), cidr_ipv4=settings.cidr)
         region = ident.region
-        prefix_lists: list[pulumi.Output[str]] = []
         for service in settings.endpoints:
             if service in GATEWAY_SERVICES:
-                gateway = aws.ec2.VpcEndpoint(
+                gateway_endpoint = aws.ec2.VpcEndpoint(
                     f"{name}-{service}-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{region}.{service}",
-                    vpc_endpoint_type="Gateway", route_table_ids=[routes.id], tags=ident.tags(), opts=child)
-                prefix_lists.append(gateway.prefix_list_id)
+                    vpc_endpoint_type="Gateway", route_table_ids=[r.id for r in private_routes], tags=ident.tags(),
+                    opts=child)
+                # Gateway endpoints are reached at the service's public addresses, which AWS publishes as a prefix
+                # list: the VPC's CIDR does not cover them.
+                egress(f"{name}-workloads-to-{service}", self, workloads.id, 443,
+                       f"{service} through its gateway endpoint", tags=ident.tags(),
+                       prefix_list_id=gateway_endpoint.prefix_list_id)
             else:
                 aws.ec2.VpcEndpoint(f"{name}-{service}-endpoint", vpc_id=vpc.id,
                                     service_name=f"com.amazonaws.{region}.{service}", vpc_endpoint_type="Interface",
                                     subnet_ids=[s.id for s in subnets], security_group_ids=[endpoint_sg.id],
                                     private_dns_enabled=True, tags=ident.tags(), opts=child)
-        egress: list[dict[str, Any]] = [{**https_in_vpc, "description": "AWS services through interface endpoints"}]
-        if prefix_lists:
-            # Gateway endpoints (S3, DynamoDB) are reached at the services' public addresses, which AWS publishes
-            # as prefix lists: the VPC's CIDR does not cover them.
-            egress.append({"protocol": "tcp", "from_port": 443, "to_port": 443, "prefix_list_ids": prefix_lists,
-                           "description": "S3 and DynamoDB through the gateway endpoints"})
-        workloads = aws.ec2.SecurityGroup(
-            f"{name}-workloads-sg", vpc_id=vpc.id, description="Compute of the contexts attached to this network",
-            ingress=[], egress=egress, tags=ident.tags(), opts=child)  # type: ignore[arg-type]
         flow_logs = storage.log_group(ident, self, "flow", f"/ode/{ident.project}/{ident.env}/{ident.context}/flow",
                                       settings.log_retention_days)
         flow_role = aws.iam.Role(f"{name}-flow-role", name=ident.name("flow-logs", "iam-role"),
@@ -95,6 +137,9 @@ class Network(pulumi.ComponentResource):
                            "by bin(5m)")
         monitor.dashboard()
         outputs = pulumi.Output.all(vpc_id=vpc.id, private_subnet_ids=pulumi.Output.all(*[s.id for s in subnets]),
-                                    security_group_id=workloads.id, cidr=vpc.cidr_block)
+                                    security_group_id=workloads.id, cidr=vpc.cidr_block,
+                                    public_subnet_ids=pulumi.Output.all(*[s.id for s in public_subnets]),
+                                    nat=settings.nat)
         self.interfaces = {iface: outputs for iface in args.provided("network")}
-        self.register_outputs({"interfaces": self.interfaces, "summary": json.dumps({"azs": settings.az_count})})
+        self.register_outputs({"interfaces": self.interfaces, "summary": json.dumps(
+            {"azs": settings.az_count, "public_subnets": settings.has_public_subnets, "nat": settings.nat})})

@@ -3,9 +3,10 @@ make it, in dependency order, so that what AWS's API would reject fails here.
 
 Each call's parameters are first checked against botocore's service model (types, required members, enums, ranges
 and lengths: what AWS checks before anything else), then made against moto, which checks references (a role that
-exists, a subnet of the VPC, a target group with a load balancer...). Two rejections that moto does not model are
-checked as AWS makes them: CreateFunction with active tracing needs ``xray:PutTraceSegments`` in the role, and an
-ECS service behind a target group needs the group attached to a load balancer (by a listener) first.
+exists, a subnet of the VPC, a target group with a load balancer...). Rejections that moto does not model are
+checked as AWS makes them: CreateFunction with active tracing needs ``xray:PutTraceSegments`` in the role, an ECS
+service behind a target group needs the group attached to a load balancer (by a listener) first, a security group's
+or rule's description takes only the characters EC2 accepts, and a NAT gateway needs its VPC's internet gateway.
 
 The recorded inputs carry the mocks' ids and ARNs; each created resource maps the mock's values to moto's real ones,
 and every later resource's inputs are rewritten with that map (policies and definitions included).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,6 +90,8 @@ class Deployment:
     real: dict[str, str] = field(default_factory=dict)
     #: role name -> actions its inline policies allow (for the X-Ray check AWS makes at CreateFunction)
     role_actions: dict[str, set[str]] = field(default_factory=dict)
+    #: VPC -> its internet gateway (a NAT gateway needs one)
+    gateways: dict[str, str] = field(default_factory=dict)
     calls: int = 0
 
     def client(self, service: str) -> Any:
@@ -172,6 +176,23 @@ def zipped(code: dict[str, Any]) -> bytes:
 
 def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def autoname(name: str) -> str:
+    """The physical name the provider gives a resource whose program sets none: its logical name and a suffix."""
+    return f"{name}-{_short(name)[:7]}"
+
+
+#: What EC2 accepts in a security group's and a rule's description (moto accepts anything).
+EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]*$")
+
+
+def ec2_description(resource: str, operation: str, text: str) -> str:
+    """``text``, or :class:`Rejected` as EC2 answers (InvalidParameterValue) a description it does not accept."""
+    if not EC2_DESCRIPTION.match(text) or len(text) > 255:
+        raise Rejected(f"{resource}: ec2.{operation} rejected: InvalidParameterValue: description {text!r} has "
+                       "characters EC2 does not accept (a-zA-Z0-9 ._-:/()#,@[]+=&;{}!$*) or is over 255")
+    return text
 
 
 Deployer = Callable[[Deployment, str, dict[str, Any]], dict[str, Any]]
@@ -531,8 +552,11 @@ def _permissions(rules: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @deploys("aws:ec2/securityGroup:SecurityGroup")
 def _security_group(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
-    group = d.call("ec2", "create_security_group", name, GroupName=i.get("name") or name,
-                   Description=i["description"], VpcId=i["vpcId"])["GroupId"]
+    for rule in [*(i.get("ingress") or []), *(i.get("egress") or [])]:
+        ec2_description(name, "authorize_security_group_ingress", rule.get("description") or "")
+    group = d.call("ec2", "create_security_group", name, GroupName=i.get("name") or autoname(name),
+                   Description=ec2_description(name, "create_security_group", i["description"]),
+                   VpcId=i["vpcId"])["GroupId"]
     d.call("ec2", "revoke_security_group_egress", name, GroupId=group, IpPermissions=[
         {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])  # the provider removes AWS's default rule
     if i.get("ingress"):
@@ -544,12 +568,139 @@ def _security_group(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, An
     return {"id": group}
 
 
+def _rule_permission(name: str, operation: str, i: dict[str, Any]) -> dict[str, Any]:
+    """The IpPermissions entry of one separate rule resource: exactly one source or destination."""
+    sources = [k for k in ("cidrIpv4", "cidrIpv6", "referencedSecurityGroupId", "prefixListId") if i.get(k)]
+    if len(sources) != 1:
+        raise Rejected(f"{name}: ec2.{operation} rejected: a rule takes exactly one of cidrIpv4, cidrIpv6, "
+                       f"referencedSecurityGroupId, prefixListId (it has {sources or 'none'})")
+    description = ec2_description(name, operation, i.get("description") or "")
+    source = sources[0]
+    permission: dict[str, Any] = {"IpProtocol": i["ipProtocol"], "FromPort": i["fromPort"], "ToPort": i["toPort"]}
+    if source == "cidrIpv4":
+        permission["IpRanges"] = [{"CidrIp": i[source], "Description": description}]
+    elif source == "cidrIpv6":
+        permission["Ipv6Ranges"] = [{"CidrIpv6": i[source], "Description": description}]
+    elif source == "referencedSecurityGroupId":
+        permission["UserIdGroupPairs"] = [{"GroupId": i[source], "Description": description}]
+    else:
+        permission["PrefixListIds"] = [{"PrefixListId": i[source], "Description": description}]
+    return permission
+
+
+@deploys("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+def _ingress_rule(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    operation = "authorize_security_group_ingress"
+    reply = d.call("ec2", operation, name, GroupId=i["securityGroupId"],
+                   IpPermissions=[_rule_permission(name, operation, i)])
+    rules = reply.get("SecurityGroupRules") or [{}]
+    return {"id": rules[0].get("SecurityGroupRuleId", "")}
+
+
 @deploys("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
 def _egress_rule(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
-    d.call("ec2", "authorize_security_group_egress", name, GroupId=i["securityGroupId"], IpPermissions=[{
-        "IpProtocol": i["ipProtocol"], "FromPort": i["fromPort"], "ToPort": i["toPort"],
-        "UserIdGroupPairs": [{"GroupId": i["referencedSecurityGroupId"]}]}])
+    operation = "authorize_security_group_egress"
+    reply = d.call("ec2", operation, name, GroupId=i["securityGroupId"],
+                   IpPermissions=[_rule_permission(name, operation, i)])
+    rules = reply.get("SecurityGroupRules") or [{}]
+    return {"id": rules[0].get("SecurityGroupRuleId", "")}
+
+
+@deploys("aws:ec2/internetGateway:InternetGateway")
+def _internet_gateway(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    gateway = d.call("ec2", "create_internet_gateway", name, TagSpecifications=[
+        {"ResourceType": "internet-gateway", "Tags": tags(i)}])["InternetGateway"]["InternetGatewayId"]
+    d.call("ec2", "attach_internet_gateway", name, InternetGatewayId=gateway, VpcId=i["vpcId"])
+    d.gateways[i["vpcId"]] = gateway
+    return {"id": gateway}
+
+
+@deploys("aws:ec2/eip:Eip")
+def _eip(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    a = d.call("ec2", "allocate_address", name, Domain=i["domain"],
+               TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": tags(i)}])
+    return {"id": a["AllocationId"], "allocationId": a["AllocationId"], "publicIp": a["PublicIp"]}
+
+
+@deploys("aws:ec2/natGateway:NatGateway")
+def _nat_gateway(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    subnet = d.call("ec2", "describe_subnets", name, SubnetIds=[i["subnetId"]])["Subnets"][0]
+    if subnet["VpcId"] not in d.gateways:  # AWS makes it, but it never becomes available without a way out
+        raise Rejected(f"{name}: ec2.create_nat_gateway: a public NAT gateway in a VPC without an internet gateway "
+                       "fails (it must depend on the gateway)")
+    n = d.call("ec2", "create_nat_gateway", name, SubnetId=i["subnetId"], AllocationId=i["allocationId"],
+               ConnectivityType=i["connectivityType"],
+               TagSpecifications=[{"ResourceType": "natgateway", "Tags": tags(i)}])["NatGateway"]
+    return {"id": n["NatGatewayId"]}
+
+
+@deploys("aws:ec2/route:Route")
+def _route(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    target = {"GatewayId": i["gatewayId"]} if i.get("gatewayId") else {"NatGatewayId": i["natGatewayId"]}
+    d.call("ec2", "create_route", name, RouteTableId=i["routeTableId"],
+           DestinationCidrBlock=i["destinationCidrBlock"], **target)
     return {}
+
+
+@deploys("aws:cloudfront/distribution:Distribution")
+def _distribution(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    def items(values: list[Any]) -> dict[str, Any]:
+        return {"Quantity": len(values), "Items": values} if values else {"Quantity": 0}
+
+    behaviour = i["defaultCacheBehavior"]
+    origins = [{"Id": o["originId"], "DomainName": o["domainName"], "CustomOriginConfig": {
+        "HTTPPort": o["customOriginConfig"]["httpPort"], "HTTPSPort": o["customOriginConfig"]["httpsPort"],
+        "OriginProtocolPolicy": o["customOriginConfig"]["originProtocolPolicy"],
+        "OriginSslProtocols": items(o["customOriginConfig"]["originSslProtocols"])}} for o in i["origins"]]
+    certificate = i["viewerCertificate"]
+    viewer: dict[str, Any] = {"CloudFrontDefaultCertificate": True} if certificate.get(
+        "cloudfrontDefaultCertificate") else {"ACMCertificateArn": certificate["acmCertificateArn"],
+                                              "SSLSupportMethod": certificate["sslSupportMethod"],
+                                              "MinimumProtocolVersion": certificate["minimumProtocolVersion"]}
+    config = {
+        "CallerReference": name, "Comment": i["comment"], "Enabled": i["enabled"], "PriceClass": i["priceClass"],
+        "HttpVersion": i["httpVersion"], "IsIPV6Enabled": i["isIpv6Enabled"], "Origins": items(origins),
+        "Aliases": items(i.get("aliases") or []), "ViewerCertificate": viewer,
+        "Restrictions": {"GeoRestriction": {"RestrictionType": i["restrictions"]["geoRestriction"][
+            "restrictionType"], "Quantity": 0}},
+        "DefaultCacheBehavior": {
+            "TargetOriginId": behaviour["targetOriginId"], "ViewerProtocolPolicy": behaviour["viewerProtocolPolicy"],
+            "AllowedMethods": {**items(behaviour["allowedMethods"]),
+                               "CachedMethods": items(behaviour["cachedMethods"])},
+            "CachePolicyId": behaviour["cachePolicyId"], "OriginRequestPolicyId": behaviour["originRequestPolicyId"],
+            "Compress": behaviour["compress"]}}
+    dist = d.call("cloudfront", "create_distribution_with_tags", name, DistributionConfigWithTags={
+        "DistributionConfig": config, "Tags": {"Items": tags(i)}})["Distribution"]
+    return {"id": dist["Id"], "arn": dist["ARN"], "domainName": dist["DomainName"]}
+
+
+@deploys("aws:ecr/repository:Repository")
+def _repository(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    r = d.call("ecr", "create_repository", name, repositoryName=i["name"],
+               imageTagMutability=i["imageTagMutability"],
+               imageScanningConfiguration={"scanOnPush": i["imageScanningConfiguration"]["scanOnPush"]},
+               encryptionConfiguration={"encryptionType": i["encryptionConfigurations"][0]["encryptionType"]},
+               tags=tags(i))["repository"]
+    return {"arn": r["repositoryArn"], "registryId": r["registryId"], "repositoryUrl": r["repositoryUri"]}
+
+
+@deploys("docker-build:index:Image")
+def _image(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
+    """What the build pushes: an image manifest under its tag, into the repository the tag names (no Docker here:
+    the manifest stands for the build context's content; the registry's credentials are a secret input, masked in
+    the recording)."""
+    tag = i["tags"][0]
+    url, _, version = tag.rpartition(":")
+    repository = url.partition("/")[2]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 0,
+                                      "digest": "sha256:" + hashlib.sha256(
+                                          json.dumps(i["context"]).encode()).hexdigest()},
+                           "layers": []})
+    pushed = d.call("ecr", "put_image", name, repositoryName=repository, imageManifest=manifest,
+                    imageTag=version)["image"]
+    digest = pushed["imageId"]["imageDigest"]
+    return {"digest": digest, "ref": f"{url}@{digest}"}
 
 
 @deploys("aws:ec2/vpcEndpoint:VpcEndpoint")
@@ -577,7 +728,8 @@ def _flow_log(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
 
 @deploys("aws:lb/loadBalancer:LoadBalancer")
 def _load_balancer(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
-    lb = d.call("elbv2", "create_load_balancer", name, Name=i["name"], Subnets=i["subnets"],
+    lb = d.call("elbv2", "create_load_balancer", name, Name=i.get("name") or autoname(name)[:32],
+                Subnets=i["subnets"],
                 SecurityGroups=i["securityGroups"], Scheme="internal" if i["internal"] else "internet-facing",
                 Type=i["loadBalancerType"], Tags=tags(i))["LoadBalancers"][0]
     d.call("elbv2", "modify_load_balancer_attributes", name, LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[
@@ -589,7 +741,8 @@ def _load_balancer(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any
 
 @deploys("aws:lb/targetGroup:TargetGroup")
 def _target_group(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
-    tg = d.call("elbv2", "create_target_group", name, Name=i["name"], Port=i["port"], Protocol=i["protocol"],
+    tg = d.call("elbv2", "create_target_group", name, Name=i.get("name") or autoname(name)[:32], Port=i["port"],
+                Protocol=i["protocol"],
                 TargetType=i["targetType"], VpcId=i["vpcId"], HealthCheckPath=i["healthCheck"]["path"],
                 Matcher={"HttpCode": i["healthCheck"]["matcher"]}, Tags=tags(i))["TargetGroups"][0]
     arn = tg["TargetGroupArn"]
@@ -635,21 +788,31 @@ def _service(d: Deployment, name: str, i: dict[str, Any]) -> dict[str, Any]:
             raise Rejected(f"{name}: ecs.create_service rejected: target group {lb['targetGroupArn']} does not have "
                            "an associated load balancer")
     net = i["networkConfiguration"]
-    s = d.call("ecs", "create_service", name, cluster=i["cluster"], serviceName=i["name"],
+    breaker = i.get("deploymentCircuitBreaker")
+    extra = {"deploymentConfiguration": {"deploymentCircuitBreaker": {
+        "enable": breaker["enable"], "rollback": breaker["rollback"]}}} if breaker else {}
+    service_name = i.get("name") or autoname(name)
+    s = d.call("ecs", "create_service", name, cluster=i["cluster"], serviceName=service_name,
                taskDefinition=i["taskDefinition"], desiredCount=i["desiredCount"], launchType=i["launchType"],
                networkConfiguration={"awsvpcConfiguration": {
                    "subnets": net["subnets"], "securityGroups": net["securityGroups"],
                    "assignPublicIp": "ENABLED" if net.get("assignPublicIp") else "DISABLED"}},
                loadBalancers=[{"targetGroupArn": lb["targetGroupArn"], "containerName": lb["containerName"],
                                "containerPort": lb["containerPort"]} for lb in i.get("loadBalancers") or []],
-               propagateTags=i["propagateTags"], tags=tags(i, "key", "value"))["service"]
-    return {"id": s["serviceArn"]}
+               propagateTags=i["propagateTags"], tags=tags(i, "key", "value"), **extra)["service"]
+    return {"id": s["serviceArn"], "name": service_name}
 
 
 def deploy_stack(d: Deployment, resources: list[ResourceChange]) -> None:
     """Create every resource of one stack, in dependency order; :class:`Rejected` names the first AWS refuses."""
     mocks = OdeMocks(d.account, d.region)
-    from pulumi.runtime.mocks import MockResourceArgs
+    from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
+
+    # AWS's managed prefix lists (what the program looked up by name) are moto's own: map the mocks' ids to them.
+    for pl in d.client("ec2").describe_managed_prefix_lists()["PrefixLists"]:
+        token = "aws:ec2/getManagedPrefixList:getManagedPrefixList"
+        mock = mocks.call(MockCallArgs(token, {"name": pl["PrefixListName"]}, ""))[0]
+        d.real.setdefault(mock["id"], pl["PrefixListId"])
 
     for r in order([r for r in resources if not r.type.startswith(SKIPPED_TYPES)]):
         deployer = DEPLOYERS.get(r.type)

@@ -14,7 +14,7 @@ from ode.engines import ResourceChange
 from ode.orchestrator import Orchestrator
 from ode.registry import Registry
 
-from .aws_deploy import Deployment, Rejected, deploy_stack, order
+from .aws_deploy import Deployment, Rejected, deploy_stack
 from .conftest import SAMPLE
 from .test_components import Keeper, SimulatedEngine
 
@@ -71,12 +71,32 @@ def test_the_whole_sample_deploys_into_aws_api_shapes(tmp_path: Path, env: str) 
         assert alarms and all(a["AlarmActions"] and a["AlarmActions"] == a["OKActions"] for a in alarms)
         services = deployment.client("ecs").list_services(cluster=f"shop-{env}-storefront-cluster")["serviceArns"]
         assert len(services) == 1
+        # the storefront is public: CloudFront in front of the one internet-facing load balancer, which admits
+        # CloudFront's origin-facing prefix list and nothing else
+        ec2 = deployment.client("ec2")
+        (dist,) = deployment.client("cloudfront").list_distributions()["DistributionList"]["Items"]
+        balancers = deployment.client("elbv2").describe_load_balancers()["LoadBalancers"]
+        public = [lb for lb in balancers if lb["Scheme"] == "internet-facing"]
+        assert [lb["DNSName"] for lb in public] == [o["DomainName"] for o in dist["Origins"]["Items"]]
+        cloudfront = next(pl["PrefixListId"] for pl in ec2.describe_managed_prefix_lists()["PrefixLists"]
+                          if pl["PrefixListName"] == "com.amazonaws.global.cloudfront.origin-facing")
+        admitted = ec2.describe_security_groups(GroupIds=public[0]["SecurityGroups"])["SecurityGroups"][0]
+        assert [(p["FromPort"], [x["PrefixListId"] for x in p["PrefixListIds"]], p["IpRanges"], p["UserIdGroupPairs"])
+                for p in admitted["IpPermissions"]] == [(80, [cloudfront], [], [])]
+        # private subnets leave through NAT (one gateway, or one per AZ in prod), public ones through the gateway
+        nats = ec2.describe_nat_gateways()["NatGateways"]
+        assert len(nats) == (3 if env == "prod" else 1)
+        defaults = [r for t in ec2.describe_route_tables()["RouteTables"] for r in t["Routes"]
+                    if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert sorted({r.get("NatGatewayId") or r.get("GatewayId", "")[:4] for r in defaults}) == sorted(
+            ["igw-", *(n["NatGatewayId"] for n in nats)])
     assert os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] == "true"
 
 
 def test_the_deployer_catches_what_aws_refuses(tmp_path: Path) -> None:
     """The checks the evidence relies on fail where AWS would: an enum AWS does not know, a traced function whose
-    role cannot send traces, an ECS service created before its listener."""
+    role cannot send traces, an ECS service whose target group no listener attaches to a load balancer, a security
+    group description EC2 does not accept, a NAT gateway in a VPC without an internet gateway."""
     _, engine = recorded(tmp_path, "dev")
     storefront = engine.results["storefront"].resources
     network = engine.results["network"].resources
@@ -85,12 +105,15 @@ def test_the_deployer_catches_what_aws_refuses(tmp_path: Path) -> None:
         deploy_stack(d, network)
         without_listener = [ResourceChange(r.type, r.name, r.parent, r.inputs, r.op,
                                            [x for x in r.dependencies if x != "storefront-http"])
-                            for r in storefront]
-        assert order(without_listener).index(next(r for r in without_listener
-                                                  if r.type == "aws:ecs/service:Service")) < \
-            order(without_listener).index(next(r for r in without_listener if r.type == "aws:lb/listener:Listener"))
+                            for r in storefront if r.type != "aws:lb/listener:Listener"]
         with pytest.raises(Rejected, match="does not have an associated load balancer"):
             deploy_stack(d, without_listener)
+    apostrophe = [ResourceChange(r.type, r.name, r.parent, {**r.inputs, "description": "the network's workloads"}
+                                 if r.name == "network-workloads-sg" else r.inputs, r.op, r.dependencies)
+                  for r in network]
+    no_gateway = [ResourceChange(r.type, r.name, r.parent, r.inputs, r.op,
+                                 [x for x in r.dependencies if x != "network-igw"]) for r in network
+                  if r.type != "aws:ec2/internetGateway:InternetGateway" and r.name != "network-public-default-route"]
     orders = engine.results["orders"].resources
     untraceable = [ResourceChange(r.type, r.name, r.parent, {**r.inputs, "policy": r.inputs["policy"].replace(
         "xray:PutTraceSegments", "xray:GetSamplingRules")} if r.type == "aws:iam/rolePolicy:RolePolicy"
@@ -105,3 +128,8 @@ def test_the_deployer_catches_what_aws_refuses(tmp_path: Path) -> None:
             deploy_stack(d, engine.results["shared-bus"].resources)  # where its rules live
             with pytest.raises(Rejected, match=message):
                 deploy_stack(d, broken)
+    for broken, message in ((apostrophe, "InvalidParameterValue: description \"the network's workloads\""),
+                            (no_gateway, "without an internet gateway")):
+        with moto.mock_aws():
+            with pytest.raises(Rejected, match=message):
+                deploy_stack(Deployment(account="111111111111", region="us-east-1"), broken)

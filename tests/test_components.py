@@ -5,6 +5,7 @@ dead-letter queues, and outputs named per contract."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -231,11 +232,13 @@ def test_compute_attached_to_the_network_runs_in_its_private_subnets(dev: Keeper
     service = of_type(dev.results["storefront"], "aws:ecs/service:Service")[0]
     assert service.inputs["networkConfiguration"]["subnets"] == net["private_subnet_ids"]
     assert service.inputs["networkConfiguration"]["assignPublicIp"] is False
-    assert of_type(dev.results["storefront"], "aws:lb/loadBalancer:LoadBalancer")[0].inputs["internal"] is True
+    # the storefront is public: its load balancer (not its tasks) stands in the public subnets
+    balancer = of_type(dev.results["storefront"], "aws:lb/loadBalancer:LoadBalancer")[0]
+    assert balancer.inputs["internal"] is False and balancer.inputs["subnets"] == net["public_subnet_ids"]
     subnets = of_type(dev.results["network"], "aws:ec2/subnet:Subnet")
-    assert len({s.inputs["availabilityZone"] for s in subnets}) == 2
+    assert len({s.inputs["availabilityZone"] for s in subnets}) == 2 and len(subnets) == 4
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
-    assert not of_type(dev.results["network"], "aws:ec2/internetGateway:InternetGateway")
+    assert len(of_type(dev.results["network"], "aws:ec2/internetGateway:InternetGateway")) == 1
 
 
 def test_stateful_resources_are_protected_only_in_protected_environments(dev: Keeper, prod: Keeper) -> None:
@@ -268,15 +271,22 @@ def test_physical_names_from_a_long_environment_name_fit_aws_limits(dev: Keeper,
     checked = 0
     for result in long_env.results.values():
         for r in result.resources:
-            if r.type in limits:
+            if r.type.endswith(("LoadBalancer", "TargetGroup")):
+                # named by the provider (a replacement must not collide): the logical name and 7 characters
+                assert "name" not in r.inputs and len(r.name) + 8 <= size_of(limits, r.type), r.name
+                checked += 1
+            elif r.type in limits:
                 key, size = limits[r.type]
                 assert len(r.inputs[key]) <= size, (r.type, r.inputs[key])
-                assert LONG_ENV[:10] in r.inputs[key] or len(r.inputs[key]) == size or r.type.endswith(
-                    ("LoadBalancer", "TargetGroup")), r.inputs[key]
+                assert LONG_ENV[:10] in r.inputs[key] or len(r.inputs[key]) == size, r.inputs[key]
                 checked += 1
         for r in of_type(result, "aws:s3/bucket:Bucket"):
             assert re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", r.inputs["bucket"])
-    assert checked > 30
+    assert checked >= 28  # 14 groups and rules per environment
+
+
+def size_of(limits: dict[str, tuple[str, int]], type_token: str) -> int:
+    return limits[type_token][1]
 
 
 # -- args validated apart from resources -----------------------------------------------------------------------
@@ -327,3 +337,150 @@ def test_validate_rejects_bad_settings_and_kinds_with_file_and_field(tmp_path: P
     assert "a.yaml" in text and "settings.memory_mb" in text
     assert "b.yaml" in text and "provides.v" in text
     assert "c.yaml" in text and "component" in text
+
+
+# -- network paths: public subnets, NAT, one rule style, public ingress ---------------------------------------
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+SOURCES = ("cidrIpv4", "cidrIpv6", "referencedSecurityGroupId", "prefixListId")
+#: What EC2 accepts in a security group's or rule's description (its API; botocore has no pattern for it).
+EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}$")
+
+
+def test_every_security_group_rule_stands_alone_with_a_description_ec2_accepts(dev: Keeper, prod: Keeper) -> None:
+    checked = 0
+    for keeper in (dev, prod):
+        for result in keeper.results.values():
+            for r in result.resources:
+                if r.type == "aws:ec2/securityGroup:SecurityGroup":
+                    # inline rules would make the group's owner revoke every rule other stacks add to it
+                    assert "ingress" not in r.inputs and "egress" not in r.inputs, r.name
+                if r.type in ("aws:ec2/securityGroup:SecurityGroup", INGRESS, EGRESS):
+                    assert EC2_DESCRIPTION.match(r.inputs["description"]), (r.name, r.inputs["description"])
+                    checked += 1
+                if r.type in (INGRESS, EGRESS):
+                    assert [k for k in SOURCES if k in r.inputs] and len([k for k in SOURCES if k in r.inputs]) == 1
+                    assert r.inputs["ipProtocol"] == "tcp" and r.inputs["fromPort"] == r.inputs["toPort"]
+    assert checked >= 28  # 14 groups and rules per environment
+
+
+def test_private_subnets_leave_through_nat_and_public_ones_through_the_gateway(dev: Keeper, prod: Keeper) -> None:
+    import ipaddress
+    from itertools import combinations
+
+    for keeper, env, azs in ((dev, "dev", 2), (prod, "prod", 3)):
+        net = keeper.results["network"]
+        by_name = {r.name: r for r in net.resources}
+        vpc = ipaddress.ip_network(of_type(net, "aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"])
+        subnets = of_type(net, "aws:ec2/subnet:Subnet")
+        blocks = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
+        # room for a load balancer (/27 or larger) in every subnet, inside the VPC, no two overlapping
+        assert all(b.prefixlen <= 27 and b.subnet_of(vpc) for b in blocks)  # type: ignore[arg-type]
+        assert not any(a.overlaps(b) for a, b in combinations(blocks, 2))
+        public = [s for s in subnets if "-public-" in s.name]
+        private = [s for s in subnets if "-private-" in s.name]
+        assert len(public) == len(private) == azs
+        outputs = net.outputs["vpc"]
+        assert outputs["nat"] == ("per-az" if env == "prod" else "one") and len(outputs["public_subnet_ids"]) == azs
+        nats = of_type(net, "aws:ec2/natGateway:NatGateway")
+        assert len(nats) == (azs if env == "prod" else 1)
+        assert all("network-igw" in n.dependencies for n in nats)  # a NAT gateway needs the way out first
+        routes = of_type(net, "aws:ec2/route:Route")
+        assert all(r.inputs["destinationCidrBlock"] == "0.0.0.0/0" for r in routes)
+        to_gateway = [r for r in routes if "gatewayId" in r.inputs]
+        assert len(to_gateway) == 1 and "network-igw" in to_gateway[0].dependencies
+        for subnet in private:
+            association = by_name[f"{subnet.name}-routes"]
+            table = next(d for d in association.dependencies if by_name[d].type == "aws:ec2/routeTable:RouteTable")
+            (route,) = [r for r in routes if table in r.dependencies]
+            nat = by_name[next(d for d in route.dependencies if by_name[d].type == "aws:ec2/natGateway:NatGateway")]
+            if env == "prod":  # each AZ through the NAT gateway of its own AZ
+                nat_subnet = by_name[next(d for d in nat.dependencies if d.startswith("network-public-"))]
+                assert nat_subnet.inputs["availabilityZone"] == subnet.inputs["availabilityZone"]
+
+
+def test_the_storefront_is_public_over_https_through_cloudfront_only(dev: Keeper) -> None:
+    front = dev.results["storefront"]
+    (balancer,) = of_type(front, "aws:lb/loadBalancer:LoadBalancer")
+    (cdn,) = of_type(front, "aws:cloudfront/distribution:Distribution")
+    assert balancer.inputs["internal"] is False
+    assert balancer.name in cdn.dependencies
+    assert [o["domainName"].endswith(".elb.amazonaws.com") for o in cdn.inputs["origins"]] == [True]
+    assert cdn.inputs["defaultCacheBehavior"]["viewerProtocolPolicy"] == "redirect-to-https"
+    assert cdn.inputs["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
+    admits = [r.inputs for r in of_type(front, INGRESS)
+              if r.inputs["securityGroupId"] in balancer.inputs["securityGroups"]]
+    cloudfront = "pl-" + hashlib.sha256(b"com.amazonaws.global.cloudfront.origin-facing").hexdigest()[:8]
+    assert [(a["fromPort"], a.get("prefixListId")) for a in admits] == [(80, cloudfront)]
+    url = front.outputs["web"]["url"]
+    assert url.startswith("https://") and url.endswith(".cloudfront.net")
+    # every other HTTP API of the environment is an API Gateway API whose routes all need SigV4
+    for context, result in dev.results.items():
+        assert not [r for r in of_type(result, "aws:lb/loadBalancer:LoadBalancer")
+                    if context != "storefront" and not r.inputs["internal"]]
+        assert {r.inputs["authorizationType"] for r in of_type(result, "aws:apigatewayv2/route:Route")} <= {"AWS_IAM"}
+
+
+def test_the_storefront_may_invoke_exactly_the_routes_it_consumes_and_reach_them_through_nat(dev: Keeper) -> None:
+    front = dev.results["storefront"]
+    catalog = dev.results["catalog"].outputs["catalog-api"]["execution_arn"]
+    orders = dev.results["orders"].outputs["orders-api"]["execution_arn"]
+    invoke = [s for s in policies(front)["storefront-task-policy"] if s["Action"] == ["execute-api:Invoke"]]
+    assert sorted(r for s in invoke for r in s["Resource"]) == sorted([
+        f"{catalog}/*/GET/products", f"{catalog}/*/GET/products/*", f"{catalog}/*/PUT/products/*",
+        f"{orders}/*/GET/orders/*", f"{orders}/*/POST/orders"])
+    (service,) = of_type(front, "aws:ecs/service:Service")
+    (task_group,) = service.inputs["networkConfiguration"]["securityGroups"]
+    out = [r.inputs for r in of_type(front, EGRESS) if r.inputs["securityGroupId"] == task_group]
+    assert {"cidrIpv4": "0.0.0.0/0", "fromPort": 443} in [{k: o[k] for k in ("cidrIpv4", "fromPort") if k in o}
+                                                          for o in out]
+    assert service.inputs["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert service.inputs["waitForSteadyState"] is True
+    (task,) = of_type(front, "aws:ecs/taskDefinition:TaskDefinition")
+    env = {e["name"]: e["value"] for e in json.loads(task.inputs["containerDefinitions"])[0]["environment"]}
+    assert env["CATALOG_CATALOG_API_URL"] == dev.results["catalog"].outputs["catalog-api"]["url"]
+    assert env["ORDERS_ORDERS_API_URL"] == dev.results["orders"].outputs["orders-api"]["url"]
+
+
+def test_the_public_access_rules_accept_this_ingress_and_refuse_an_open_load_balancer(dev: Keeper) -> None:
+    from ode.policy import RESOURCE_RULES, STACK_RULES, Res, resources_from
+    from ode.policy_spec import RULES
+
+    def findings(resources: list[Res]) -> list[str]:
+        found = [f"no-public-access: {m}" for r in resources for m in RESOURCE_RULES["no-public-access"](
+            r, RULES["no-public-access"].config)]
+        found += [f"encryption-in-transit: {m}" for _, m in STACK_RULES["encryption-in-transit"](
+            resources, RULES["encryption-in-transit"].config, None)]
+        return found
+
+    shape = resources_from(dev.results["storefront"].resources)
+    assert findings(shape) == []
+    balancer = next(r for r in shape if r.type == "aws:lb/loadBalancer:LoadBalancer")
+    group = balancer.props["securityGroups"][0]
+
+    def changed(name: str, **props: Any) -> list[Res]:
+        return [Res(r.type, r.name, {**r.props, **props}, r.parent, r.dependencies) if r.name == name else r
+                for r in shape]
+
+    open_rule = Res(INGRESS, "anyone", {"securityGroupId": group, "ipProtocol": "tcp", "fromPort": 80,
+                                        "toPort": 80, "cidrIpv4": "0.0.0.0/0"})
+    opened = findings([*shape, open_rule])
+    assert any(f.startswith("no-public-access: ingress rule anyone admits the whole internet") for f in opened)
+    assert any("encryption-in-transit: listener storefront-http" in f and "0.0.0.0/0" in f for f in opened)
+    no_cdn = findings([r for r in shape if r.type != "aws:cloudfront/distribution:Distribution"])
+    assert any("no CloudFront distribution" in f for f in no_cdn), no_cdn
+    untagged = findings(changed(balancer.name, tags={}))
+    assert any(f.startswith(f"no-public-access: load balancer {balancer.name} is internet-facing") for f in untagged)
+    cdn = next(r for r in shape if r.type == "aws:cloudfront/distribution:Distribution")
+    plain = findings(changed(cdn.name, defaultCacheBehavior={**cdn.props["defaultCacheBehavior"],
+                                                             "viewerProtocolPolicy": "allow-all"}))
+    assert any("lets viewers use plain HTTP" in f for f in plain), plain
+
+
+def test_auto_named_children_leave_room_for_the_providers_suffix() -> None:
+    from components.container_service import logical
+
+    assert logical("storefront", "alb") == "storefront-alb"
+    long_names = {logical(("c" * 31) + str(i), role) for i in range(10) for role in ("alb", "targets")}
+    assert len(long_names) == 20 and all(len(n) + 8 <= 32 for n in long_names)  # "-" and 7 characters

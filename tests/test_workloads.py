@@ -5,6 +5,7 @@ networking of containers, event subscriptions of every kind, bucket names, secre
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,13 @@ def library_with_code(root: Path) -> Path:
     web = root / "services" / "storefront"
     web.mkdir()
     (web / "Dockerfile").write_text("FROM public.ecr.aws/docker/library/python:3.12-slim\nCOPY . /app\n"
-                                    "USER 1000\nCMD [\"python\", \"-m\", \"http.server\", \"8080\"]\n")
+                                    "USER 1000\nEXPOSE 8080\nCMD [\"python\", \"-m\", \"http.server\", \"8080\"]\n")
     pay = yaml.safe_load((contracts / "payments.yaml").read_text())
     pay["settings"].update(code="../services/payments", handler="steps.handler",
                            steps=["authorize", {"name": "capture", "handler": "steps.capture"}])
     (contracts / "payments.yaml").write_text(yaml.safe_dump(pay, sort_keys=False))
     front = yaml.safe_load((contracts / "storefront.yaml").read_text())
-    front["settings"].pop("image")
+    front["settings"].pop("image", None)
     front["settings"].update(build="../services/storefront", health_check_path="/healthz", architecture="arm64",
                              environment={"LOG_LEVEL": "debug"})
     (contracts / "storefront.yaml").write_text(yaml.safe_dump(front, sort_keys=False))
@@ -200,15 +201,29 @@ def test_containers_reach_ecr_and_their_consumers_through_the_network(dev_plan: 
                 if r["type"] == "aws:ec2/vpcEndpoint:VpcEndpoint"}
     assert {"ecr.api", "ecr.dkr", "logs", "s3"} <= services
     workloads = next(r for r in net if r["name"] == "network-workloads-sg")
-    assert any(e.get("prefixListIds") for e in workloads["inputs"]["egress"])  # S3 and DynamoDB gateways
+    assert "egress" not in workloads["inputs"] and "ingress" not in workloads["inputs"]  # rules stand alone
+    gateways = {r["inputs"]["prefixListId"] for r in net if r["type"] == EGRESS
+                and r["inputs"]["securityGroupId"] == f"sg-{workloads_id(payload)}" and "prefixListId" in r["inputs"]}
+    assert len(gateways) == 2  # S3 and DynamoDB gateways, each a prefix list of AWS's
     text = json.dumps(resources(payload, "storefront"))
     assert "10.0.0.0/8" not in text and "10.20.0.0/16" in text  # the network's own CIDR, exported
-    alb_sg = next(r for r in resources(payload, "storefront") if r["name"] == "storefront-alb-sg")
-    assert alb_sg["inputs"]["ingress"][0]["securityGroups"]  # the network's workloads group may call it
+    task_egress = {r["name"]: r["inputs"] for r in resources(payload, "storefront") if r["type"] == EGRESS}
+    assert task_egress["storefront-task-to-endpoints"]["cidrIpv4"] == "10.20.0.0/16"
+    assert task_egress["storefront-task-to-s3"]["prefixListId"].startswith("pl-")
+
+
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def workloads_id(payload: dict[str, Any], network: str = "network") -> str:
+    """The mock id of the network's workloads group (what its consumers are given), without its ``sg-``."""
+    rule = next(r for r in resources(payload, network) if r["name"] == f"{network}-workloads-to-endpoints")
+    return str(rule["inputs"]["securityGroupId"]).removeprefix("sg-")
 
 
 def test_consumers_of_a_container_api_get_no_meaningless_iam_grant(tmp_path: Path) -> None:
-    net = context("net", "network", {"vpc": {"kind": "network", "version": "1.0.0"}})
+    net = context("net", "network", {"vpc": {"kind": "network", "version": "1.0.0"}}, settings={"nat": "one"})
     web = context("web", "container-service", {"api": {"kind": "http-api", "version": "1.0.0"}},
                   consumes=[{"context": "net", "interface": "vpc", "access": "attach"}])
     caller = context("caller", "serverless-api", {"t": {"kind": "table", "version": "1.0.0"}},
@@ -221,6 +236,8 @@ def test_consumers_of_a_container_api_get_no_meaningless_iam_grant(tmp_path: Pat
     fn = next(r for r in resources(payload, "caller") if r["type"] == LAMBDA)
     assert fn["inputs"]["environment"]["variables"]["WEB_API_URL"].startswith("http://internal-")
     assert fn["inputs"]["vpcConfig"]["securityGroupIds"]  # in the group the load balancer admits
+    admits = next(r for r in resources(payload, "web") if r["name"] == "web-alb-from-workloads")["inputs"]
+    assert admits["referencedSecurityGroupId"] == fn["inputs"]["vpcConfig"]["securityGroupIds"][0]
     detached = context("detached", "serverless-api", {"t2": {"kind": "table", "version": "1.0.0"}},
                        consumes=[{"context": "web", "interface": "api"}])
     root = write_library(tmp_path / "lib2", [net, web, detached])
@@ -354,3 +371,132 @@ def test_the_root_program_refuses_a_project_name_that_environments_yaml_does_not
     with pytest.raises(ValueError, match="Pulumi.yaml names project 'other'.*project: 'shop'"):
         record(main, project="other", stack="dev.shared-bus", config=config)
     assert record(main, project="shop", stack="dev.shared-bus", config=config).outputs["bus"]["name"]
+
+
+# -- network paths: public ingress, NAT egress, replacements -------------------------------------------------
+
+
+def net_and_service(net_settings: dict[str, Any], web_settings: dict[str, Any],
+                    web_consumes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    net = context("net", "network", {"vpc": {"kind": "network", "version": "1.0.0"}}, settings=net_settings)
+    web = context("web", "container-service", {"api": {"kind": "http-api", "version": "1.0.0"}},
+                  consumes=[{"context": "net", "interface": "vpc", "access": "attach"}, *(web_consumes or [])],
+                  settings=web_settings)
+    return [net, web]
+
+
+def stack_error(payload: dict[str, Any], context_name: str) -> str:
+    return str(next(s for s in payload["stacks"] if s["context"] == context_name)["error"])
+
+
+def test_an_internal_service_stays_in_the_private_subnets_and_admits_the_network(tmp_path: Path) -> None:
+    ecr = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1.0"
+    payload = plan(write_library(tmp_path / "lib", net_and_service({}, {"image": ecr})), tmp_path / "state")
+    web = {r["name"]: r for r in resources(payload, "web")}
+    balancer = next(r for r in web.values() if r["type"] == "aws:lb/loadBalancer:LoadBalancer")
+    assert balancer["inputs"]["internal"] is True and "name" not in balancer["inputs"]
+    assert not [r for r in web.values() if r["type"] == "aws:cloudfront/distribution:Distribution"]
+    workloads = f"sg-{workloads_id(payload, 'net')}"
+    assert web["web-alb-from-workloads"]["inputs"]["referencedSecurityGroupId"] == workloads
+    assert web["web-workloads-to-alb"]["inputs"]["securityGroupId"] == workloads
+    # an image in the region's private ECR comes through the endpoints: no way to the internet is opened
+    assert "web-task-to-internet" not in web
+    assert not [r for r in resources(payload, "net") if r["type"] in ("aws:ec2/internetGateway:InternetGateway",
+                                                "aws:ec2/natGateway:NatGateway")]
+
+
+@pytest.mark.parametrize(("net_settings", "web_settings", "consumes", "says"), [
+    ({}, {"public": True, "image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1"}, [],
+     "settings.public: the network net.vpc has no public subnets"),
+    ({}, {}, [], "the default image (no settings.image or settings.build) public.ecr.aws/nginx/"),
+    ({"public_subnets": True}, {"image": "docker.io/library/nginx:1.27"}, [],
+     "settings.image docker.io/library/nginx:1.27 is pulled from outside the private ECR of us-east-1"),
+    ({}, {"image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1"},
+     [{"context": "api", "interface": "rest", "access": "invoke"}], "api.rest is a public HTTPS endpoint"),
+])
+def test_what_a_network_cannot_carry_is_refused_naming_the_setting(tmp_path: Path, net_settings: dict[str, Any],
+                                                                   web_settings: dict[str, Any],
+                                                                   consumes: list[dict[str, Any]],
+                                                                   says: str) -> None:
+    api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0", "routes": ["GET /x"]}})
+    root = write_library(tmp_path / "lib", [*net_and_service(net_settings, web_settings, consumes), api])
+    error = stack_error(plan(root, tmp_path / "state", ok=False), "web")
+    assert says in error, error
+    assert "nat" in error or "public_subnets" in error  # what to set, on which context
+    assert "Traceback" not in error
+
+
+def test_with_nat_a_public_image_and_a_public_api_are_reached_through_it(tmp_path: Path) -> None:
+    api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0",
+                                                     "routes": ["GET /items/{id}"]}})
+    root = write_library(tmp_path / "lib", [*net_and_service({"nat": "one"}, {}, [
+        {"context": "api", "interface": "rest", "access": "invoke"}]), api])
+    payload = plan(root, tmp_path / "state")
+    web = {r["name"]: r for r in resources(payload, "web")}
+    assert web["web-task-to-internet"]["inputs"]["cidrIpv4"] == "0.0.0.0/0"
+    statements = json.loads(web["web-task-policy"]["inputs"]["policy"])["Statement"]
+    (invoke,) = [s for s in statements if s["Action"] == ["execute-api:Invoke"]]
+    assert len(invoke["Resource"]) == 1 and invoke["Resource"][0].endswith("/*/GET/items/*")
+
+
+def test_a_container_port_change_replaces_the_target_group_without_a_name_collision(tmp_path: Path) -> None:
+    contracts = tmp_path / "contracts"
+    shutil.copytree(SAMPLE, contracts)
+    state = tmp_path / "state"
+    up = ode("up", "--env", "dev", "--contexts", "storefront", "--contracts", str(contracts), "--state-dir",
+             str(state), "--engine", "simulated")
+    assert up.returncode == 0, up.stderr
+    front = contracts / "storefront.yaml"
+    front.write_text(front.read_text().replace("container_port: 8080", "container_port: 9090"))
+    dockerfile = contracts / "services" / "storefront" / "Dockerfile"  # the image listens where the contract says
+    dockerfile.write_text(dockerfile.read_text().replace("8080", "9090"))
+    result = ode("plan", "--env", "dev", "--contexts", "storefront", "--diff", "--json", "--contracts",
+                 str(contracts), "--state-dir", str(state), "--engine", "simulated")
+    assert result.returncode == 0, result.stderr
+    changed = {r["name"]: r for r in resources(json.loads(result.stdout), "storefront") if r["op"] != "same"}
+    group = changed["storefront-targets"]
+    assert group["op"] == "replace" and [(d["path"], d["old"], d["new"]) for d in group["diff"]] == [
+        ("port", 8080, 9090)]
+    # no fixed name: the provider names the new group, which exists beside the old one until nothing uses it
+    assert "name" not in group["inputs"] and "namePrefix" not in group["inputs"]
+    listener, service = changed["storefront-http"], changed["storefront-service"]
+    assert listener["op"] == "update" and [d["path"] for d in listener["diff"]] == [
+        "defaultActions[0].targetGroupArn"]
+    assert service["op"] == "update" and "name" not in service["inputs"]
+    assert {d["path"] for d in service["diff"]} == {"loadBalancers[0].containerPort",
+                                                    "loadBalancers[0].targetGroupArn"}
+    assert changed["storefront-task-from-alb"]["op"] == "update"  # the tasks admit the new port in place
+
+
+def test_a_function_in_the_network_calling_a_public_api_gets_its_own_way_out(tmp_path: Path) -> None:
+    net = context("net", "network", {"vpc": {"kind": "network", "version": "1.0.0"}}, settings={"nat": "per-az"})
+    api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0", "routes": ["POST /x"]}})
+    caller = context("caller", "serverless-api", {"t": {"kind": "table", "version": "1.0.0"}},
+                     consumes=[{"context": "api", "interface": "rest"},
+                               {"context": "net", "interface": "vpc", "access": "attach"}])
+    payload = plan(write_library(tmp_path / "lib", [net, api, caller]), tmp_path / "state")
+    made = {r["name"]: r for r in resources(payload, "caller")}
+    fn = next(r for r in made.values() if r["type"] == LAMBDA)
+    workloads, own = fn["inputs"]["vpcConfig"]["securityGroupIds"]
+    assert workloads == f"sg-{workloads_id(payload, 'net')}"
+    (out,) = [r["inputs"] for r in made.values() if r["type"] == EGRESS]
+    assert (out["securityGroupId"], out["cidrIpv4"], out["fromPort"]) == (own, "0.0.0.0/0", 443)
+    assert "egress-sg" not in json.dumps(resources(payload, "api"))  # the producer, outside the VPC, needs none
+    net["settings"] = {}
+    payload = plan(write_library(tmp_path / "lib2", [net, api, caller]), tmp_path / "state2", ok=False)
+    assert "set nat (one or per-az) in the settings of net" in stack_error(payload, "caller")
+
+
+def test_a_public_service_is_called_at_its_https_address_without_iam(tmp_path: Path) -> None:
+    ecr = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1.0"
+    caller = context("caller", "serverless-api", {"t": {"kind": "table", "version": "1.0.0"}},
+                     consumes=[{"context": "web", "interface": "api"},
+                               {"context": "net", "interface": "vpc", "access": "attach"}])
+    libs = [*net_and_service({"nat": "one"}, {"image": ecr, "public": True}), caller]
+    payload = plan(write_library(tmp_path / "lib", libs), tmp_path / "state")
+    fn = next(r for r in resources(payload, "caller") if r["type"] == LAMBDA)
+    assert re.fullmatch(r"https://d[0-9a-f]+\.cloudfront\.net", fn["inputs"]["environment"]["variables"]["WEB_API_URL"])
+    assert "execute-api:Invoke" not in json.dumps(resources(payload, "caller"))  # CloudFront checks no IAM
+    assert len(fn["inputs"]["vpcConfig"]["securityGroupIds"]) == 2  # its way out through NAT
+    web = {r["name"]: r for r in resources(payload, "web")}
+    assert "web-workloads-to-alb" not in web and "web-alb-from-workloads" not in web  # nothing inside reaches it

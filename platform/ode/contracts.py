@@ -81,9 +81,11 @@ OUTPUT_FIELDS: dict[str, tuple[str, ...]] = {
     "bucket": ("name", "arn"),
     "queue": ("name", "url", "arn"),
     "workflow": ("name", "arn"),
-    "network": ("vpc_id", "private_subnet_ids", "security_group_id", "cidr"),
+    "network": ("vpc_id", "private_subnet_ids", "security_group_id", "cidr", "public_subnet_ids", "nat"),
     "secret": ("name", "arn"),
 }
+#: Output fields whose empty list is a value, not a missing output (a network without public subnets).
+MAY_BE_EMPTY = frozenset({"public_subnet_ids"})
 
 
 def is_deploy_kind(kind: str) -> bool:

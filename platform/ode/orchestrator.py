@@ -44,7 +44,7 @@ from components._code import code_directories, directory_digest
 
 from .affected import kinds_of_code
 from .clock import Clock, iso, utcnow
-from .contracts import KINDS, OUTPUT_FIELDS, ContractLibrary
+from .contracts import KINDS, MAY_BE_EMPTY, OUTPUT_FIELDS, ContractLibrary
 from .engines import Engine, EngineError, StackResult, StackSpec
 from .errors import OdeError, ProtectedEnvironmentError, UsageError
 from .graph import EnvGraph
@@ -410,7 +410,8 @@ class Orchestrator:
             if not isinstance(value, dict):
                 problems.append(f"{name}: missing")
                 continue
-            missing = [f for f in OUTPUT_FIELDS[iface.kind] if value.get(f) in (None, "", [])]
+            missing = [f for f in OUTPUT_FIELDS[iface.kind]
+                       if value.get(f) in (None, "") or (value.get(f) == [] and f not in MAY_BE_EMPTY)]
             if missing:
                 problems.append(f"{name}: no {', '.join(missing)}")
         if problems:

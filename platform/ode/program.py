@@ -38,8 +38,8 @@ CONFIG_TAGS = "ode:tags"
 
 #: AWS services whose endpoints point at an embedded AWS (``--target local``). One name per service: the provider
 #: warns (and will refuse) when an alias (``cloudwatchevents``, ``cloudwatchlogs``) is set beside it.
-LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2", "events",
-                  "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn", "sns", "sqs", "sts")
+LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudfront", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2",
+                  "events", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn", "sns", "sqs", "sts")
 
 
 def stack_config(spec: StackSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -134,9 +134,11 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
     subscriptions: list[Subscription] = []
     for link in library.links(spec.context):
         if link.deploy:
+            produced = library.contexts[link.producer]
             grants.append(Grant(link.producer, link.interface, link.kind, link.access,
                                 upstream(link.producer, link.interface, link.kind), link.via,
-                                component=library.contexts[link.producer].component))
+                                component=produced.component,
+                                routes=tuple(getattr(produced.provides.get(link.interface), "routes", None) or ())))
             continue
         bus = library.bus_of(link.producer)
         if bus is None:

@@ -208,16 +208,34 @@ class OdeMocks(pulumi.runtime.Mocks):
             first = (inputs.get("tags") or [f"{args.name}:latest"])[0]
             rid = digest
             state.update(digest=digest, ref=f"{first.rsplit(':', 1)[0]}@{digest}", contextHash=digest[7:23])
+        elif t == "aws:ec2/internetGateway:InternetGateway":
+            rid = f"igw-{key}"
+            state.update(arn=self._arn("ec2", f"internet-gateway/{rid}"))
+        elif t == "aws:ec2/eip:Eip":
+            rid = f"eipalloc-{key}"
+            state.update(allocationId=rid, publicIp=f"198.51.100.{int(key[:2], 16) % 254 + 1}",
+                         arn=self._arn("ec2", f"elastic-ip/{rid}"))
+        elif t == "aws:ec2/natGateway:NatGateway":
+            rid = f"nat-{key}"
+        elif t == "aws:ec2/route:Route":
+            rid = f"r-{inputs.get('routeTableId', key)}{_short(str(inputs.get('destinationCidrBlock')))}"
+        elif t == "aws:cloudfront/distribution:Distribution":
+            rid = f"E{key.upper()}"
+            state.update(arn=f"arn:aws:cloudfront::{acct}:distribution/{rid}", domainName=f"d{key}.cloudfront.net",
+                         hostedZoneId="Z2FDTNDATAQYW2", status="Deployed", etag=f"E{key[:6].upper()}")
         elif t == "aws:ec2/flowLog:FlowLog":
             rid = f"fl-{key}"
         elif t == "aws:lb/loadBalancer:LoadBalancer":
             lb_name = inputs.get("name") or f"{args.name}"[:32]
             arn = self._arn("elasticloadbalancing", f"loadbalancer/app/{lb_name}/{key}")
             rid = arn
+            scheme = "internal-" if inputs.get("internal") else ""  # AWS's DNS names tell the scheme this way
             state.update(name=lb_name, arn=arn, arnSuffix=f"app/{lb_name}/{key}",
-                         dnsName=f"internal-{lb_name}-{key}.{region}.elb.amazonaws.com")
+                         dnsName=f"{scheme}{lb_name}-{key}.{region}.elb.amazonaws.com")
         elif t == "aws:lb/targetGroup:TargetGroup":
             tg = inputs.get("name") or f"{args.name}"[:32]
+            # What replaces a target group (its port, protocol, target type, VPC) gives it a new ARN, as in AWS.
+            key = _short("/".join(str(inputs.get(k)) for k in ("port", "protocol", "targetType", "vpcId")) + key)
             arn = self._arn("elasticloadbalancing", f"targetgroup/{tg}/{key}")
             rid = arn
             state.update(name=tg, arn=arn, arnSuffix=f"targetgroup/{tg}/{key}")
@@ -257,6 +275,11 @@ class OdeMocks(pulumi.runtime.Mocks):
             name = args.args.get("name") or "prefix-list"
             return {"id": f"pl-{_short(name)}", "prefixListId": f"pl-{_short(name)}", "name": name,
                     "cidrBlocks": ["52.216.0.0/15"]}, []
+        if token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
+            name = args.args.get("name") or "prefix-list"
+            return {"id": f"pl-{_short(name)}", "name": name, "addressFamily": "IPv4", "maxEntries": 55,
+                    "ownerId": "AWS", "arn": f"arn:aws:ec2:{self.region}:aws:prefix-list/pl-{_short(name)}",
+                    "entries": [{"cidr": "130.176.0.0/18", "description": ""}]}, []
         if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             registry = args.args.get("registryId") or self.account
             return {"id": registry, "userName": "AWS", "password": "mock-ecr-token",

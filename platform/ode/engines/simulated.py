@@ -49,8 +49,14 @@ from ._base import (
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
 _NOT_STORED = ("op", "checked_inputs", "diff", "urn")
 #: Top-level inputs whose change makes AWS replace the resource rather than update it (names, keys, placement).
+#: Beside names: a target group's port, a task definition's containers and sizes (a new revision), a load balancer's
+#: scheme, an ECS service's cluster and launch type, a route's destination, a NAT gateway's address and subnet, an
+#: endpoint's service, a security group rule's group.
 _REPLACES = frozenset({"name", "bucket", "functionName", "tableName", "hashKey", "rangeKey", "fifoQueue",
-                       "cidrBlock", "vpcId", "availabilityZone", "engine", "roleName", "topic", "namePrefix"})
+                       "cidrBlock", "vpcId", "availabilityZone", "engine", "roleName", "topic", "namePrefix",
+                       "port", "targetType", "containerDefinitions", "family", "cpu", "memory", "runtimePlatform",
+                       "internal", "loadBalancerType", "cluster", "launchType", "destinationCidrBlock",
+                       "allocationId", "subnetId", "serviceName", "vpcEndpointType", "securityGroupId"})
 #: The tag a drift is injected as when no resource property is named: what a change in the console looks like.
 DRIFT_TAG = "changed-by"
 
@@ -93,9 +99,12 @@ def synthesize_outputs(library: ContractLibrary, spec: StackSpec) -> dict[str, d
         elif iface.kind == "workflow":
             values = {"name": f"{base}-{name}", "arn": f"arn:aws:states:{region}:{acct}:stateMachine:{base}-{name}"}
         elif iface.kind == "network":
+            net = ctx.settings_for(spec.settings_env)
+            nat = net.get("nat", "none")
+            public = bool(net.get("public_subnets")) or nat != "none"
             values = {"vpc_id": f"vpc-{key}", "private_subnet_ids": [f"subnet-{key[:6]}a{i}" for i in range(2)],
-                      "security_group_id": f"sg-{key}",
-                      "cidr": ctx.settings_for(spec.settings_env).get("cidr", "10.0.0.0/16")}
+                      "security_group_id": f"sg-{key}", "cidr": net.get("cidr", "10.0.0.0/16"),
+                      "public_subnet_ids": [f"subnet-{key[:6]}b{i}" for i in range(2)] if public else [], "nat": nat}
         else:  # secret
             values = {"name": f"{base}/{name}",
                       "arn": f"arn:aws:secretsmanager:{region}:{acct}:secret:{base}/{name}-{key[:6]}"}

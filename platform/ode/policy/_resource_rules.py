@@ -83,8 +83,17 @@ def no_public_access(res: Res, config: Mapping[str, Any]) -> Iterator[str]:
         if p.get("cidrIpv4") in _OPEN_CIDRS or p.get("cidrIpv6") in _OPEN_CIDRS:
             yield f"ingress rule {res.name} admits the whole internet"
     elif t == "aws:lb/loadBalancer:LoadBalancer":
+        # Internet-facing only as the origin of a public service, which says so with its tag (ode:ingress =
+        # cloudfront); encryption-in-transit checks the rest of that shape over the stack (CloudFront in front with
+        # HTTPS for viewers, security groups admitting a prefix list only), and this rule every one of its rules.
         if not p.get("internal"):
-            yield f"load balancer {res.name} is internet-facing: set internal: true"
+            tags = p["tags"] if isinstance(p.get("tags"), Mapping) else {}
+            if not _list(p.get("securityGroups")):
+                yield f"load balancer {res.name} is internet-facing with no security group: the whole internet " \
+                      "reaches it"
+            elif tags.get("ode:ingress") != "cloudfront":
+                yield f"load balancer {res.name} is internet-facing: set internal: true (a public service puts " \
+                      "CloudFront in front of it: settings.public)"
     elif t == "aws:ec2/subnet:Subnet":
         if p.get("mapPublicIpOnLaunch"):
             yield f"subnet {res.name} gives public IPs to what starts in it"

@@ -124,22 +124,89 @@ def ecs_service_after_listener(resources: Sequence[Res], config: Mapping[str, An
                            "AWS refuses it when it is created first"
 
 
+_DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+_HTTPS_VIEWERS = ("redirect-to-https", "https-only")
+
+
+def _viewer_problem(dist: Res) -> str | None:
+    """What lets a distribution's viewers use plain HTTP or an old TLS version, or None."""
+    behaviours = [dist.props.get("defaultCacheBehavior"), *_list(dist.props.get("orderedCacheBehaviors"))]
+    plain = [str((b or {}).get("pathPattern") or "default") for b in behaviours
+             if (b or {}).get("viewerProtocolPolicy") not in _HTTPS_VIEWERS]
+    if plain:
+        return f"distribution {dist.name} lets viewers use plain HTTP ({', '.join(plain)} behaviour): set " \
+               "viewerProtocolPolicy redirect-to-https or https-only"
+    cert = dist.props.get("viewerCertificate") or {}
+    version = str(cert.get("minimumProtocolVersion") or "")
+    if not cert.get("cloudfrontDefaultCertificate") and version and not version.startswith(("TLSv1.2", "TLSv1.3")):
+        return f"distribution {dist.name} accepts {version}: use TLSv1.2_2021 or later"
+    return None
+
+
+def _cloudfront_origin_problem(lb: Res, name: str, resources: Sequence[Res]) -> str | None:
+    """Why an internet-facing load balancer is not the origin of a public service as ode builds one, or None: a
+    CloudFront distribution of the stack in front of it with HTTPS for viewers, and security groups whose every
+    ingress rule admits a managed prefix list (CloudFront's origin-facing addresses), never an address range or
+    another group."""
+    def fronts(dist: Res) -> bool:
+        for origin in _list(dist.props.get("origins")):
+            domain = str((origin or {}).get("domainName") or "")
+            if domain.endswith(".elb.amazonaws.com") and (
+                    domain.removeprefix("internal-").startswith(f"{name}-")
+                    or (dist.dependencies is not None and lb.name in dist.dependencies)):
+                return True
+        return False
+
+    dists = [r for r in resources if r.type == _DISTRIBUTION and fronts(r)]
+    if not dists:
+        return "no CloudFront distribution of the stack has it as its origin"
+    viewers = [problem for problem in map(_viewer_problem, dists) if problem]
+    if len(viewers) == len(dists):
+        return viewers[0]
+    groups = {str(g) for g in _list(lb.props.get("securityGroups"))}
+    rules = [r.props for r in resources if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+             and str(r.props.get("securityGroupId")) in groups]
+    rules += [rule or {} for r in resources if r.type == "aws:ec2/securityGroup:SecurityGroup"
+              and lb.dependencies is not None and r.name in lb.dependencies for rule in _list(r.props.get("ingress"))]
+    wider = [rule for rule in rules if not (rule.get("prefixListId") or rule.get("prefixListIds"))
+             or rule.get("cidrIpv4") or rule.get("cidrIpv6") or rule.get("cidrBlocks") or rule.get("ipv6CidrBlocks")
+             or rule.get("referencedSecurityGroupId") or rule.get("securityGroups")]
+    if wider:
+        what = ", ".join(sorted({str(w.get("cidrIpv4") or w.get("cidrIpv6") or w.get("referencedSecurityGroupId")
+                                     or w.get("cidrBlocks") or w.get("securityGroups") or "?") for w in wider}))
+        return f"its security groups admit more than CloudFront's prefix list ({what})"
+    return None
+
+
 def encryption_in_transit(resources: Sequence[Res], config: Mapping[str, Any],
                           bounds: Bounds | None) -> Iterator[tuple[Res | None, str]]:
-    """TLS-only buckets; plain HTTP listeners only on internal load balancers; TLS 1.2 custom domains."""
+    """TLS-only buckets; plain HTTP listeners only on internal load balancers, or on the origin of a public service
+    (CloudFront serving viewers HTTPS in front, security groups admitting only CloudFront); distributions serve
+    viewers HTTPS; TLS 1.2 custom domains."""
     tls_only: set[str] = set()
     for r in resources:
         if r.type == "aws:s3/bucketPolicy:BucketPolicy":
             for st in statements(r.props.get("policy")):
                 if st.effect == "Deny" and "aws:SecureTransport" in json.dumps(st.condition or {}):
                     tls_only.add(str(r.props.get("bucket")))
-    internal = {str(r.props.get("name") or r.name) for r in resources
-                if r.type == "aws:lb/loadBalancer:LoadBalancer" and r.props.get("internal")}
+    balancers = {str(r.props.get("name") or r.name): r for r in resources
+                 if r.type == "aws:lb/loadBalancer:LoadBalancer"}
+    internal = {name for name, r in balancers.items() if r.props.get("internal")}
+    origins = {name: _cloudfront_origin_problem(r, name, resources) for name, r in balancers.items()
+               if name not in internal}
+    for name, r in balancers.items():
+        tags = r.props["tags"] if isinstance(r.props.get("tags"), Mapping) else {}
+        if name in origins and tags.get("ode:ingress") == "cloudfront" and origins[name]:
+            yield r, f"load balancer {name} is tagged as the origin of a public service, but {origins[name]}"
     for r in resources:
         if r.type == "aws:s3/bucket:Bucket":
             bucket = str(r.props.get("bucket") or r.name)
             if bucket not in tls_only:
                 yield r, f"bucket {bucket} has no policy denying requests without TLS (aws:SecureTransport)"
+        elif r.type == _DISTRIBUTION:
+            problem = _viewer_problem(r)
+            if problem:
+                yield r, problem
         elif r.type == "aws:lb/listener:Listener" and r.props.get("protocol") in ("HTTP", "TCP", "UDP"):
             redirects = all((a or {}).get("type") == "redirect" for a in _list(r.props.get("defaultActions")))
             arn = str(r.props.get("loadBalancerArn") or "")
@@ -148,7 +215,10 @@ def encryption_in_transit(resources: Sequence[Res], config: Mapping[str, Any],
                 continue
             if lb in internal and config.get("allow_internal_http", True):
                 continue
-            where = "internal load balancer" if lb in internal else "load balancer that is not internal"
+            if lb in origins and origins[lb] is None:
+                continue  # only CloudFront reaches it, and CloudFront serves the viewers HTTPS
+            where = "internal load balancer" if lb in internal else "load balancer that is not internal" + (
+                f" ({origins[lb]})" if origins.get(lb) else "")
             yield r, f"listener {r.name} serves plain {r.props.get('protocol')} on a {where}"
         elif r.type == "aws:apigatewayv2/domainName:DomainName":
             cfg = r.props.get("domainNameConfiguration") or {}

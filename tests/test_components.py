@@ -17,8 +17,8 @@ from components.kinds import DataStoreSettings, NetworkSettings, ServerlessApiSe
 from ode.contracts import OUTPUT_FIELDS, load_library
 from ode.engines import ResourceChange, StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 
@@ -240,7 +240,7 @@ def test_compute_attached_to_the_network_runs_in_its_private_subnets(dev: Keeper
 
 def test_stateful_resources_are_protected_only_in_protected_environments(dev: Keeper, prod: Keeper) -> None:
     # ResourceChange does not carry protect: run prod's program again through the mocks' recording.
-    from ode.engines._mocks import record
+    from ode.engines.simulated import record
     from ode.program import build
 
     library = load_library(SAMPLE)

@@ -26,6 +26,7 @@ PARTS: dict[str, str] = {
     "incremental": "benchmarks.incremental",
     "registry": "benchmarks.registry",
     "policy": "benchmarks.policy",
+    "cli": "benchmarks.cli",
 }
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from ode.clock import utcnow
 from ode.contracts import load_library
 from ode.engines.simulated import SimulatedEngine
-from ode.ephemeral import EphemeralEnvironments
 from ode.errors import OdeError
-from ode.orchestrator import Orchestrator
-from ode.registry_api import open_registry
-from ode.registry_dynamodb import DynamoDBRegistry
+from ode.execution.ephemeral import EphemeralEnvironments
+from ode.execution.orchestrator import Orchestrator
+from ode.registry import open_registry
+from ode.registry.dynamodb import DynamoDBRegistry
 
 SAMPLE = Path(__file__).resolve().parent.parent / "contracts"
 #: How long a held lock or lease waits for its release at most: a runner never outlives its test by much.

@@ -33,11 +33,12 @@ from ode.clock import FrozenClock, iso, parse_iso
 from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine, synthesize_outputs
-from ode.ephemeral import EphemeralEnvironments
 from ode.errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
+from ode.execution.ephemeral import EphemeralEnvironments
+from ode.execution.orchestrator import Orchestrator
 from ode.naming import check_env_name
-from ode.orchestrator import Orchestrator
-from ode.registry import LockedError, Registry
+from ode.registry import LockedError
+from ode.registry.sqlite import Registry
 
 from .conftest import ROOT, SAMPLE
 
@@ -498,7 +499,7 @@ def test_exit_statuses_are_the_same_for_ode_and_the_ci_script(tmp_path: Path, st
 
 def test_destroy_asks_on_a_terminal_and_says_what_it_destroys(tmp_path: Path, state: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from ode import cli
+    from ode.cli import core as cli
 
     help_text = CliRunner().invoke(cli.main, ["destroy", "--help"]).output
     assert "consumes" in help_text and "--yes" in help_text
@@ -621,7 +622,7 @@ import subprocess, sys, time
 sys.path.insert(0, sys.argv[1])
 sleeper = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"]
 before = subprocess.Popen(sleeper)  # started before the guard: not ode's to stop
-from ode.cli import guard_children
+from ode.cli.process_guard import guard_children
 assert guard_children(grace_s=1.0)
 child = subprocess.Popen(sleeper)  # ignores SIGINT, as a stuck pulumi might: SIGKILL after the grace period
 grandchild = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
@@ -669,7 +670,7 @@ def test_children_do_not_outlive_a_kill_9(tmp_path: Path) -> None:
 _NORMAL_EXIT = """
 import subprocess, sys
 sys.path.insert(0, sys.argv[1])
-from ode.cli import guard_children
+from ode.cli.process_guard import guard_children
 assert guard_children(grace_s=1.0)
 child = subprocess.Popen([sys.executable, "-c", "import pathlib, signal, sys, time; "
                           "signal.signal(signal.SIGINT, lambda *a: pathlib.Path(sys.argv[1]).write_text('sigint')); "
@@ -698,7 +699,8 @@ def test_a_normal_exit_does_not_signal_anyone(tmp_path: Path) -> None:
 def test_option_parsers_accept_or_refuse_cleanly(text: str) -> None:
     """Whatever a user types, an option is either taken (and then well-formed) or refused with a UsageError:
     never another exception, never a value that fails later."""
-    from ode.cli import _delays, split_names
+    from ode.cli.core import split_names
+    from ode.workspace import parse_delays as _delays
 
     try:
         name = check_env_name(text)

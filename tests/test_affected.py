@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ode import load_library
-from ode.affected import affected, kinds_of_code
+from ode.authoring.affected import affected, kinds_of_code
 from ode.errors import UsageError
 
 from .conftest import SAMPLE

@@ -11,8 +11,8 @@ import pytest
 
 from ode.contracts import load_library
 from ode.engines import ResourceChange
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .aws_deploy import Deployment, Rejected, deploy_stack
 from .conftest import SAMPLE

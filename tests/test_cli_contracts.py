@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 
 from components.kinds import KINDS
 from ode import load_library
+from ode.authoring.evolution import schema_changes
 from ode.cli import main
-from ode.evolution import schema_changes
 
 from .conftest import SAMPLE
 
@@ -361,7 +361,7 @@ def test_catalog_backstage() -> None:
 
 
 def test_reference_is_in_the_repository_and_documents_every_diff_rule() -> None:
-    from ode.evolution import RULES
+    from ode.authoring.evolution import RULES
 
     root = SAMPLE.parent
     assert "(docs/contracts.md)" in (root / "README.md").read_text()

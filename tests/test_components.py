@@ -18,8 +18,8 @@ from components.kinds import DataStoreSettings, NetworkSettings, ServerlessApiSe
 from ode.contracts import OUTPUT_FIELDS, load_library
 from ode.engines import ResourceChange, StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 
@@ -243,7 +243,7 @@ def test_compute_attached_to_the_network_runs_in_its_private_subnets(dev: Keeper
 
 def test_stateful_resources_are_protected_only_in_protected_environments(dev: Keeper, prod: Keeper) -> None:
     # ResourceChange does not carry protect: run prod's program again through the mocks' recording.
-    from ode.engines._mocks import record
+    from ode.engines.simulated import record
     from ode.program import build
 
     library = load_library(SAMPLE)
@@ -444,8 +444,9 @@ def test_the_storefront_may_invoke_exactly_the_routes_it_consumes_and_reach_them
 
 
 def test_the_public_access_rules_accept_this_ingress_and_refuse_an_open_load_balancer(dev: Keeper) -> None:
+    from ode.contracts.policies import RULES
+
     from ode.policy import RESOURCE_RULES, STACK_RULES, Res, resources_from
-    from ode.policy_spec import RULES
 
     def findings(resources: list[Res]) -> list[str]:
         found = [f"no-public-access: {m}" for r in resources for m in RESOURCE_RULES["no-public-access"](

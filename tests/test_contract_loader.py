@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ode import ContractErrors, load_library, parse_duration
-from ode import contracts as contracts_module
-from ode._versions import Version, VersionRange
 from ode.contracts import ContractError, json_schema
+from ode.contracts import diagnostics as contracts_module
+from ode.contracts.versions import Version, VersionRange
 
 from .conftest import ENVIRONMENTS, ROOT, SAMPLE, context, write_library
 

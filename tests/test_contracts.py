@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ode import ContractErrors, UnknownEnvironmentError, load_library, parse_duration
-from ode._versions import Version, VersionRange
 from ode.contracts import ContractError
+from ode.contracts.versions import Version, VersionRange
 
 from .conftest import ENVIRONMENTS, SAMPLE, context, write_library
 

@@ -17,13 +17,13 @@ from pulumi.automation import events as ev
 from pulumi.automation._cmd import CommandResult
 
 from ode.contracts import load_library
-from ode.drift import CLEAN, DRIFTED, HEALED, UNCHECKED, check_drift, heal, refresh
 from ode.engines import EngineError, ProgramError, StackSpec
 from ode.engines.pulumi import EngineEvents, PulumiEngine, classify
 from ode.engines.simulated import SimulatedEngine, property_diff
 from ode.errors import UsageError
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.drift import CLEAN, DRIFTED, HEALED, UNCHECKED, check_drift, heal, refresh
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in  # noqa: F401  (the stand-in CLI fixture)
@@ -338,7 +338,7 @@ def test_plan_diff_on_the_command_line_shows_a_changed_setting(sample_library: P
 
 
 def test_heal_in_an_environment_made_on_demand_never_deploys_what_it_reuses(tmp_path: Path) -> None:
-    from ode.ephemeral import EphemeralEnvironments
+    from ode.execution.ephemeral import EphemeralEnvironments
 
     state = tmp_path / "state"
     orchestrator = _orchestrator(SAMPLE, state)

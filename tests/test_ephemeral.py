@@ -13,10 +13,10 @@ from ode.clock import FrozenClock, iso
 from ode.contracts import load_library
 from ode.engines import EngineError, StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
-from ode.ephemeral import EphemeralEnvironments, ProtectedEnvironmentError
 from ode.errors import OdeError, UsageError
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.ephemeral import EphemeralEnvironments, ProtectedEnvironmentError
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 

@@ -246,7 +246,7 @@ def test_orders_tells_events_from_requests(aws: None, monkeypatch: pytest.Monkey
 
 
 def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
-    from ode.local_aws import LocalAws
+    from ode.embedded_aws import LocalAws
 
     local = LocalAws.start()
     try:
@@ -280,8 +280,8 @@ def test_handlers_are_packaged_by_the_components() -> None:
 def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
+    from ode.embedded_aws import LocalAws
     from ode.errors import UsageError
-    from ode.local_aws import LocalAws
 
     monkeypatch.setitem(sys.modules, "moto.server", None)  # what a plain install without the extra looks like
     with pytest.raises(UsageError, match=r"ondemandenv\[local\]"):

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ode.lifecycle import DETAIL_TYPES, SCHEMAS, SOURCE, LifecycleEvents, wanted_bus
+from ode.publishing.lifecycle_events import DETAIL_TYPES, SCHEMAS, SOURCE, LifecycleEvents, wanted_bus
 
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 
@@ -87,7 +87,7 @@ def test_a_publishing_failure_is_a_warning_not_an_exception(monkeypatch: pytest.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    caplog.set_level(logging.WARNING, logger="ode.lifecycle")
+    caplog.set_level(logging.WARNING, logger="ode.publishing.lifecycle_events")
     events = LifecycleEvents(BUS, project="shop", region=REGION)
     assert events.stack_failed("dev", "orders", engine="pulumi", error="boom") is False
     assert "could not send lifecycle event StackFailed for dev" in caplog.text
@@ -95,7 +95,7 @@ def test_a_publishing_failure_is_a_warning_not_an_exception(monkeypatch: pytest.
 
 @pytest.mark.usefixtures("aws")
 def test_a_missing_bus_is_a_warning_too(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="ode.lifecycle")
+    caplog.set_level(logging.WARNING, logger="ode.publishing.lifecycle_events")
     events = LifecycleEvents("no-such-bus", project="shop", region=REGION)
     assert events.environment_destroyed("dev", base=None, ephemeral=False, stacks=0) is False
     assert "no-such-bus" in caplog.text

@@ -16,7 +16,7 @@ from components.data_store import DataStore, DataStoreArgs
 from components.kinds import DataStoreSettings
 from ode.contracts import AlarmSubscriptions, load_library
 from ode.engines import ResourceChange, StackResult
-from ode.engines._mocks import record
+from ode.engines.simulated import record
 from ode.program import alarm_routing
 
 from .conftest import SAMPLE

@@ -23,8 +23,9 @@ from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
 from ode.errors import OdeError, ProtectedEnvironmentError, UsageError
-from ode.orchestrator import Orchestrator
-from ode.registry import SCHEMA_VERSION, LockedError, Registry, RegistryError
+from ode.execution.orchestrator import Orchestrator
+from ode.registry import LockedError, RegistryError
+from ode.registry.sqlite import SCHEMA_VERSION, Registry
 
 from .conftest import ROOT, SAMPLE, context, write_library
 

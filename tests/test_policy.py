@@ -17,6 +17,7 @@ import yaml
 
 from ode.clock import FrozenClock
 from ode.contracts import load_library, read_library
+from ode.contracts.policies import RULES, Waiver
 from ode.policy import (
     RESOURCE_RULES,
     STACK_RULES,
@@ -29,7 +30,6 @@ from ode.policy import (
     resource_findings,
     star_only,
 )
-from ode.policy_spec import RULES, Waiver
 
 from .conftest import SAMPLE, context, write_library
 
@@ -70,7 +70,7 @@ def run_stack_rule(rule: str, resources: list[Res], bounds: Bounds | None = None
 
 @pytest.fixture(scope="module")
 def sample_dev() -> Any:
-    from ode.cli_check import check_environment
+    from ode.policy.environment import check_environment
 
     return check_environment(load_library(SAMPLE, "dev"), "dev")
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ode.cli_check import install_gate
 from ode.contracts import load_library
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.policy.gate import install_gate
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in  # noqa: F401 - the recorded pulumi stand-in fixture

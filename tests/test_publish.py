@@ -11,8 +11,8 @@ import boto3
 import pytest
 
 from ode.clock import iso, utcnow
-from ode.publish import ProducerOutputs, PublishError, SsmOutputs, parameter_name, wants_ssm
-from ode.registry import Registry
+from ode.publishing.ssm_outputs import ProducerOutputs, PublishError, SsmOutputs, parameter_name, wants_ssm
+from ode.registry.sqlite import Registry
 
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 

@@ -18,8 +18,8 @@ import yaml
 from ode.contracts import load_library
 from ode.engines import CliNotFoundError, StackSpec
 from ode.engines.simulated import synthesize_outputs
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 from .conftest import ROOT, SAMPLE
 

@@ -29,10 +29,10 @@ from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
 from ode.errors import UsageError
-from ode.orchestrator import Orchestrator
-from ode.registry import EnvironmentRecord, LockedError, Registry, RegistryError
-from ode.registry_api import RegistryBackend, copy, open_registry
-from ode.registry_dynamodb import DynamoDBRegistry, LeaseHeldError, create_table, parse_url
+from ode.execution.orchestrator import Orchestrator
+from ode.registry import EnvironmentRecord, LockedError, RegistryBackend, RegistryError, copy, open_registry
+from ode.registry.dynamodb import DynamoDBRegistry, LeaseHeldError, create_table, parse_url
+from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
@@ -103,7 +103,7 @@ def test_an_unknown_scheme_is_a_usage_error_naming_the_known_ones(tmp_path: Path
 
 def test_a_third_party_backend_is_found_through_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A package that declares ``ode.registries: memo = ...`` is opened by scheme, without any edit to ode."""
-    import ode.registry_api as api
+    import ode.registry.opening as api
 
     sys.modules["third_party_registry"] = type(sys)("third_party_registry")
     opened: list[tuple[str, Path]] = []

@@ -30,10 +30,11 @@ from ode.clock import FrozenClock
 from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
-from ode.ephemeral import EphemeralEnvironments
 from ode.errors import OdeError
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry, RegistryError
+from ode.execution.ephemeral import EphemeralEnvironments
+from ode.execution.orchestrator import Orchestrator
+from ode.registry import RegistryError
+from ode.registry.sqlite import Registry
 
 from .conftest import ROOT, SAMPLE
 

@@ -15,14 +15,15 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from ode import cli
+from ode.cli import core as cli
 from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
 from ode.errors import UsageError
-from ode.orchestrator import Orchestrator, StackOutcome
-from ode.registry import EnvironmentRecord, Registry
-from ode.render import (
+from ode.execution.orchestrator import Orchestrator, StackOutcome
+from ode.registry import EnvironmentRecord
+from ode.registry.sqlite import Registry
+from ode.rendering import (
     Table,
     ago,
     environments_table,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ode.scheduler as scheduler
-from ode.scheduler import ReadyQueue, Skip, run_ready
+import ode.execution.scheduler as scheduler
+from ode.execution.scheduler import ReadyQueue, Skip, run_ready
 
 #       a -> b -> c -> d        (a long chain)
 #       e -> f                  (a short one)

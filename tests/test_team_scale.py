@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from ode.clock import parse_iso, utcnow
-from ode.lifecycle import SCHEMAS
-from ode.registry_dynamodb import DynamoDBRegistry
+from ode.publishing.lifecycle_events import SCHEMAS
+from ode.registry.dynamodb import DynamoDBRegistry
 
 from .conftest import SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)

@@ -17,8 +17,7 @@ import yaml
 
 from ode.contracts import ContractErrors, load_library
 from ode.engines import StackSpec
-from ode.engines.simulated import SimulatedEngine, synthesize_outputs
-from ode.program import run_simulated
+from ode.engines.simulated import SimulatedEngine, run_simulated, synthesize_outputs
 
 from .conftest import SAMPLE, context, write_library
 
@@ -313,7 +312,7 @@ def test_a_changed_handler_file_redeploys_exactly_its_context(tmp_path: Path) ->
 
 
 def test_affected_maps_a_code_directory_to_its_context(tmp_path: Path) -> None:
-    from ode.affected import affected
+    from ode.authoring.affected import affected
 
     contracts = library_with_code(tmp_path)
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
@@ -364,7 +363,7 @@ def test_the_local_target_sets_each_service_endpoint_once(monkeypatch: pytest.Mo
 
 
 def test_the_root_program_refuses_a_project_name_that_environments_yaml_does_not_have() -> None:
-    from ode.engines._mocks import record
+    from ode.engines.simulated import record
     from ode.program import main
 
     config = {"ode:env": "dev", "ode:context": "shared-bus", "ode:contractsDir": str(SAMPLE)}

@@ -19,12 +19,11 @@ from click.testing import CliRunner
 import ode.engines as engines
 from ode.cli import main
 from ode.engines.pulumi import PulumiEngine
-from ode.engines.simulated import SimulatedEngine
+from ode.engines.simulated import SimulatedEngine, run_simulated
 from ode.errors import UsageError
-from ode.lifecycle import LifecycleEmitter
-from ode.orchestrator import CONFIG_TAGS
-from ode.program import run_simulated
-from ode.registry import Registry
+from ode.execution.orchestrator import CONFIG_TAGS
+from ode.publishing.lifecycle_events import LifecycleEmitter
+from ode.registry.sqlite import Registry
 from ode.workspace import DEFAULT_PARALLEL, WorkspaceOptions, open_workspace
 
 from .conftest import SAMPLE
@@ -126,7 +125,7 @@ def test_emit_never_raises(caplog: pytest.LogCaptureFixture) -> None:
         raise RuntimeError("no network")
 
     emitter = LifecycleEmitter("shop", broken)
-    with caplog.at_level(logging.WARNING, logger="ode.lifecycle"):
+    with caplog.at_level(logging.WARNING, logger="ode.publishing.lifecycle_events"):
         emitter.emit("StackSucceeded", {"environment": "dev"})
     assert ["could not send lifecycle event StackSucceeded: no network"] == [r.getMessage() for r in caplog.records]
 

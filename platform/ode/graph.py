@@ -8,7 +8,6 @@ networkx.
 from __future__ import annotations
 
 import gc
-import graphlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -17,7 +16,10 @@ from typing import NewType
 import networkx as nx
 
 from .contracts import ContractLibrary
+from .contracts.cycles import find_cycles
 from .errors import OdeError, UsageError
+
+__all__ = ["ContextId", "CycleError", "Edge", "EnvGraph", "find_cycles"]
 
 ContextId = NewType("ContextId", str)
 
@@ -38,54 +40,11 @@ class Edge:
 class CycleError(OdeError, ValueError):
     """The deploy edges of a graph form a cycle; ``path`` is it, first node repeated at the end."""
 
+    exit_code = 2  # a contract mistake
+
     def __init__(self, path: list[str]):
         self.path = path
         super().__init__("cycle of deploy edges: " + " -> ".join(path))
-
-
-def _needs_graph(library: ContractLibrary, only: Iterable[str] | None = None) -> nx.DiGraph:
-    """consumer -> producer for every deploy edge between existing contexts."""
-    names = set(library.contexts) if only is None else set(only)
-    g = nx.DiGraph()
-    g.add_nodes_from(names)
-    for name in names:
-        for link in library.links(name):
-            if link.deploy and link.producer in names and link.producer != name:  # self-use: its own error
-                g.add_edge(name, link.producer)
-    return g
-
-
-def find_cycles(needs: nx.DiGraph) -> list[list[str]]:
-    """One cycle per strongly connected part of a consumer -> producer graph, each as a path that starts at its
-    smallest name and repeats it at the end: ``[a, b, c, a]`` reads "a needs b needs c needs a"."""
-    cycles = []
-    for component in nx.strongly_connected_components(needs):
-        if len(component) == 1:
-            (node,) = component
-            if not needs.has_edge(node, node):
-                continue
-        start = min(component)
-        sub = needs.subgraph(component)
-        # Shortest way back to the start: a short cycle is the readable one.
-        back = min((p for p in sub.predecessors(start)), key=lambda p: (nx.shortest_path_length(sub, start, p), p))
-        path = nx.shortest_path(sub, start, back) + [start]
-        cycles.append([str(n) for n in path])
-    return sorted(cycles)
-
-
-def deploy_cycles(library: ContractLibrary) -> list[list[str]]:
-    """The deploy cycles of a whole library (whatever the environments)."""
-    # The usual library has none: graphlib proves that in a fraction of networkx's time; networkx then finds
-    # the readable paths only when there is a cycle to report.
-    needs: dict[str, set[str]] = {}
-    for name in library.contexts:
-        needs[name] = {link.producer for link in library.links(name)
-                       if link.deploy and link.producer in library.contexts and link.producer != name}
-    try:
-        graphlib.TopologicalSorter(needs).prepare()
-    except graphlib.CycleError:
-        return find_cycles(_needs_graph(library))
-    return []
 
 
 class EnvGraph:

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import re
 
-from .contracts import NAME_PATTERN
+from .contracts.model import NAME_PATTERN
 from .errors import UsageError
 
 #: Longest environment name we make: leaves room in 63-character physical names for project, context and role.

@@ -5,8 +5,8 @@ Both ways of deploying run this same code:
 - ``pulumi up -s dev.orders`` at the project's root runs ``__main__.py``, which calls :func:`main`: the stack's
   config (``ode:env``, ``ode:context``, ``ode:upstream``...) says what to deploy; without ``ode:upstream`` the
   producers' outputs are read through a StackReference to their stacks (``<org>/<project>/<env>.<producer>``);
-- the engines build a :class:`~ode.engines.StackSpec` and run :func:`program` (the pulumi engine through the same
-  config, the simulated engine in-process under mocks with :func:`run_simulated`).
+- the engines are given a :class:`StackSpec` and run :func:`build`'s program (the pulumi engine through the same
+  config, the simulated engine in-process under mocks with :func:`ode.engines.simulated.run_simulated`).
 
 The program configures one explicit AWS provider for the environment (region, the deployment role where one is
 set, default tags), instantiates the context's component, and exports one output per ``provides`` entry, named
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import OUTPUT_FIELDS, AlarmSubscriptions, ContractLibrary, load_library, settings_context
-from .engines._base import ProgramError, ResourceChange, StackSpec
 
 #: Stack config keys (namespace ``ode``).
 CONFIG_ENV, CONFIG_CONTEXT, CONFIG_BASE = "ode:env", "ode:context", "ode:baseEnv"
@@ -40,6 +39,40 @@ CONFIG_TAGS = "ode:tags"
 #: warns (and will refuse) when an alias (``cloudwatchevents``, ``cloudwatchlogs``) is set beside it.
 LOCAL_SERVICES = ("apigateway", "apigatewayv2", "cloudfront", "cloudwatch", "dynamodb", "ec2", "ecr", "ecs", "elbv2",
                   "events", "iam", "kms", "lambda", "logs", "s3", "secretsmanager", "sfn", "sns", "sqs", "sts")
+
+
+#: Upstream outputs handed to a consumer: producer context -> interface -> field -> value.
+Upstream = dict[str, dict[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything needed to run one bounded context's stack in one environment.
+
+    ``env`` is the environment's name (an ephemeral one included); ``base_env`` is the long-lived environment
+    whose account, region and settings it takes (``env`` itself for long-lived ones).
+    """
+
+    project: str
+    env: str
+    context: str
+    contracts_dir: Path
+    base_env: str | None = None
+    upstream: Upstream = field(default_factory=dict)
+    #: (producer, interface, field) triples of ``upstream`` whose values are secret.
+    secret_upstream: frozenset[tuple[str, str, str]] = frozenset()
+    #: Extra stack config (``key: value``), e.g. provider endpoints for a local target.
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stack_name(self) -> str:
+        """The Pulumi stack name: ``<env>.<context>``."""
+        return f"{self.env}.{self.context}"
+
+    @property
+    def settings_env(self) -> str:
+        """The environment whose account, region, settings and overrides apply."""
+        return self.base_env or self.env
 
 
 def stack_config(spec: StackSpec) -> tuple[dict[str, str], dict[str, str]]:
@@ -211,33 +244,3 @@ def main() -> None:
                      base_env=config.get("baseEnv"), upstream=upstream, secret_upstream=secret_upstream,
                      config={k: v for k, v in extra.items() if v})
     _run(spec, library)
-
-
-@dataclass
-class ProgramRun:
-    """What the program of one stack made under mocks."""
-
-    outputs: dict[str, Any] = field(default_factory=dict)
-    secret_outputs: frozenset[str] = frozenset()
-    resources: list[ResourceChange] = field(default_factory=list)
-
-
-def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = False) -> ProgramRun:
-    """Run the stack's program in-process under pulumi's mocks: deterministic ids and ARNs, nothing created.
-
-    ``preview`` is accepted for symmetry; the mocks always compute values, so that a plan can hand a previewed
-    producer's outputs to its consumers' previews.
-    """
-    from .engines._mocks import record  # deferred: pulumi's mock runtime, only for the simulated engine
-
-    place = library.environment(spec.settings_env)
-    try:
-        recording = record(build(spec, library), project=library.project, stack=spec.stack_name,
-                           account=place.account, region=place.region)
-    except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
-        raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
-    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
-                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs)
-                 for r in recording.resources]
-    return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
-                      resources=resources)

@@ -38,21 +38,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .cli_gate import install_gate
 from .contracts import ContractErrors, ContractLibrary, load_library, read_library
-from .engines import Engine, make_engine
-from .ephemeral import EphemeralEnvironments
+from .engines.factory import make_engine
+from .engines.protocol import Engine
 from .errors import UsageError
-from .lifecycle import LifecycleEmitter, wanted_bus
-from .orchestrator import Orchestrator
-from .progress import Reporter, reporter_for
-from .publish import OutputsPublisher, wants_ssm
-from .registry import Registry
-from .registry_api import RegistryBackend, open_registry
-
-#: Stacks mostly wait on cloud APIs: more than the cores, but few enough not to hit API rate limits. The one
-#: default of every front end.
-DEFAULT_PARALLEL = 8
+from .execution.ephemeral import EphemeralEnvironments
+from .execution.events import Reporter
+from .execution.orchestrator import Orchestrator
+from .execution.scheduler import DEFAULT_PARALLEL
+from .policy.gate import install_gate
+from .progress import reporter_for
+from .publishing.lifecycle_events import LifecycleEmitter, wanted_bus
+from .publishing.ssm_outputs import OutputsPublisher, wants_ssm
+from .registry.opening import open_registry
+from .registry.protocol import RegistryBackend
+from .registry.sqlite import Registry
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -225,7 +225,7 @@ class Workspace:
                 raise UsageError("--target local deploys with the pulumi engine; the simulated engine needs no "
                                  "target")
             engine_name = "pulumi"
-            from .local_aws import LocalAws  # deferred: imports moto's server, only for --target local
+            from .embedded_aws import LocalAws  # deferred: imports moto's server, only for --target local
 
             local = LocalAws.start()
             self._cleanups.append(local.stop)

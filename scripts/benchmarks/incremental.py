@@ -14,8 +14,8 @@ import yaml
 from benchmarks.planning import generate
 from ode import EnvGraph, load_library
 from ode.engines.simulated import SimulatedEngine
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 STACKS = 50
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from benchmarks.planning import generate
 from ode import load_library
-from ode.cli_check import StackRun, check_environment, preview_stack
 from ode.contracts import ContractLibrary
 from ode.engines import StackSpec
 from ode.policy import Policies
+from ode.policy.environment import check_environment
+from ode.policy.gate import StackRun, preview_stack
 
 CONTEXTS = 200
 

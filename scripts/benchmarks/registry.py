@@ -28,8 +28,8 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from benchmarks.planning import generate
-from ode.registry_api import RegistryBackend
-from ode.registry_dynamodb import DynamoDBRegistry, create_table
+from ode.registry import RegistryBackend
+from ode.registry.dynamodb import DynamoDBRegistry, create_table
 from ode.workspace import open_workspace
 
 STACKS = 50

@@ -25,8 +25,8 @@ from benchmarks.planning import generate
 from ode import EnvGraph, load_library
 from ode.clock import parse_iso
 from ode.engines.simulated import SimulatedEngine
-from ode.orchestrator import Orchestrator
-from ode.registry import Registry
+from ode.execution.orchestrator import Orchestrator
+from ode.registry.sqlite import Registry
 
 STACKS = 200
 PARALLEL = 64

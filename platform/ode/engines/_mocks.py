@@ -26,6 +26,8 @@ from pulumi.runtime import rpc
 
 from components._code import directory_digest
 
+from ..masking import SECRET_MASK
+
 _SECRET_SIG = rpc._special_sig_key  # noqa: SLF001 - the key pulumi marks secret values with
 _SECRET_VALUE = rpc._special_secret_sig  # noqa: SLF001
 
@@ -41,10 +43,6 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
-
-
-#: What a secret value is shown as wherever a recording is written or printed.
-SECRET_MASK = "[secret]"
 
 
 def plain(value: Any) -> Any:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import ContractLibrary
-from ..program import stack_config
-from ._base import (
-    SECRET_MASK,
+from ..masking import SECRET_MASK
+from ..program import StackSpec, stack_config
+from .protocol import (
     CliNotFoundError,
     ConcurrentUpdateError,
     EngineError,
@@ -40,7 +40,6 @@ from ._base import (
     ResourceChange,
     StackNotFoundError,
     StackResult,
-    StackSpec,
 )
 
 _INSTALL_LOCK = threading.Lock()

@@ -25,26 +25,32 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components._names import bucket_name
 
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
-from ..program import run_simulated
-from ._base import (
-    SECRET_MASK,
+from ..masking import SECRET_MASK
+from ..program import StackSpec, build
+from .protocol import (
     ConcurrentUpdateError,
     EngineError,
+    ProgramError,
     ProgressCallback,
     PropertyChange,
     ResourceChange,
     StackNotFoundError,
     StackResult,
-    StackSpec,
 )
+
+if TYPE_CHECKING:
+    from ._mocks import Recording
+
+__all__ = ["DRIFT_TAG", "ProgramRun", "SimulatedEngine", "property_diff", "record", "run_simulated",
+           "synthesize_outputs"]
 
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
 _NOT_STORED = ("op", "checked_inputs", "diff", "urn")
@@ -143,7 +149,7 @@ class SimulatedEngine:
         self.run_programs = run_programs
         self._lock = threading.Lock()
         #: Called as ``gate(spec, resources)`` before a preview or an up counts; raises to fail the stack
-        #: (the policy gate: ``ode.cli_check.PolicyGate``).
+        #: (the policy gate: ``ode.policy.gate.PolicyGate``).
         self.gate: Callable[[StackSpec, list[ResourceChange] | None], None] | None = None
 
     # -- faults and time ---------------------------------------------------------------------------------------
@@ -405,3 +411,41 @@ def _shown(value: Any) -> Any:
 
 def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+@dataclass
+class ProgramRun:
+    """What the program of one stack made under mocks."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: frozenset[str] = frozenset()
+    resources: list[ResourceChange] = field(default_factory=list)
+
+
+def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = False) -> ProgramRun:
+    """Run the stack's program in-process under pulumi's mocks: deterministic ids and ARNs, nothing created.
+
+    ``preview`` is accepted for symmetry; the mocks always compute values, so that a plan can hand a previewed
+    producer's outputs to its consumers' previews.
+    """
+    from ._mocks import record  # deferred: pulumi's mock runtime costs seconds, and a no-op `up` runs no program
+
+    place = library.environment(spec.settings_env)
+    try:
+        recording = record(build(spec, library), project=library.project, stack=spec.stack_name,
+                           account=place.account, region=place.region)
+    except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
+        raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
+    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
+                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs)
+                 for r in recording.resources]
+    return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
+                      resources=resources)
+
+
+def record(program: Callable[[], None], **options: Any) -> Recording:
+    """Run a Pulumi program under ode's mocks and return what it registered and exported (``options``: project,
+    stack, account, region, preview, config, secret_keys; see :func:`ode.engines._mocks.record`)."""
+    from ._mocks import record as recorder  # deferred: see run_simulated
+
+    return recorder(program, **options)

@@ -7,18 +7,39 @@ functions in-process over each stack's recorded resources::
 
     policies = Policies(library, "prod")
     violations = policies.check_stack("orders", resources, upstream)     # levels, configuration and waivers applied
-    report = Report("prod", violations); report.ok; report.to_sarif()
+    report = Report("prod", violations); report.ok; report.to_dict()
 
-Three scopes (``ode.policy_spec.RULES`` says which rule has which): resource rules see one resource, stack rules
+The gate that runs the mandatory rules before an engine previews or deploys a stack is :mod:`ode.policy.gate`;
+``ode check`` over a whole environment is :func:`ode.policy.environment.check_environment`.
+
+Three scopes (``ode.contracts.policies.RULES`` says which rule has which): resource rules see one resource, stack rules
 see a stack's whole resource graph, library rules see the contracts.
 """
 
-from ._evaluate import Policies, PolicyViolationError, Report, Violation, resources_from
-from ._library_rules import LIBRARY_RULES, cross_account_consumption, no_plaintext_secrets, secret_kinds
-from ._model import Bounds, Consumed, Res, Statement, action_exists, provider_default_tags, star_only, statements
-from ._pack import crossguard_policies
-from ._resource_rules import RESOURCE_RULES
-from ._stack_rules import STACK_RULES, bounds_for, resource_findings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use (see __getattr__)
+    from ._evaluate import Policies, PolicyViolationError, Report, Violation, resources_from
+    from ._library_rules import LIBRARY_RULES, cross_account_consumption, no_plaintext_secrets, secret_kinds
+    from ._model import Bounds, Consumed, Res, Statement, action_exists, provider_default_tags, star_only, statements
+    from ._pack import crossguard_policies
+    from ._resource_rules import RESOURCE_RULES
+    from ._stack_rules import STACK_RULES, bounds_for, resource_findings
+
+#: Public name -> the module of this package that defines it.
+_WHERE = {
+    **dict.fromkeys(("Policies", "PolicyViolationError", "Report", "Violation", "resources_from"), "._evaluate"),
+    **dict.fromkeys(("LIBRARY_RULES", "cross_account_consumption", "no_plaintext_secrets", "secret_kinds"),
+                    "._library_rules"),
+    **dict.fromkeys(("Bounds", "Consumed", "Res", "Statement", "action_exists", "provider_default_tags", "star_only",
+                     "statements"), "._model"),
+    "crossguard_policies": "._pack",
+    "RESOURCE_RULES": "._resource_rules",
+    **dict.fromkeys(("STACK_RULES", "bounds_for", "resource_findings"), "._stack_rules"),
+}
 
 __all__ = [
     "LIBRARY_RULES",
@@ -44,3 +65,14 @@ __all__ = [
     "star_only",
     "statements",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The rules import their catalogues (policy_sentry, botocore's models, detect-secrets) as they run; this package
+    # itself stays cheap to import, so that opening the gate (ode.policy.gate) costs nothing until a stack is checked.
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -14,8 +14,8 @@ import yaml
 
 from ..clock import Clock, utcnow
 from ..contracts import ContractLibrary
-from ..engines._base import EngineError
-from ..policy_spec import RULES, Level, RuleInfo
+from ..contracts.policies import RULES, Level, RuleInfo
+from ..engines.protocol import EngineError
 from ._library_rules import LIBRARY_RULES
 from ._model import Bounds, Res, provider_default_tags
 from ._stack_rules import Finding, bounds_for, resource_findings

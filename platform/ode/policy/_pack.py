@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..policy_spec import RULES, RuleInfo
+from ..contracts.policies import RULES, RuleInfo
 from ._model import Bounds, Res, provider_default_tags
 from ._resource_rules import RESOURCE_RULES, ResourceRule
 from ._stack_rules import STACK_RULES, StackRule

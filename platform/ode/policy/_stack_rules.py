@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..contracts import ContractLibrary
-from ..policy_spec import Level
+from ..contracts.policies import Level
 from ._model import (
     Bounds,
     Consumed,

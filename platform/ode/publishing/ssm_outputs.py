@@ -1,0 +1,245 @@
+"""Stack outputs in SSM Parameter Store, for tooling and for consumers in other repositories.
+
+    from ode.publishing.ssm_outputs import SsmOutputs
+
+    ssm = SsmOutputs("shop", region="eu-west-1")
+    ssm.publish("dev", "orders", outputs, secret_outputs={"db-credentials"})
+    ssm.read("dev", "orders")          # ({"orders-api": {...}, "db-credentials": {...}}, {"db-credentials"})
+
+Each interface a stack provides becomes one parameter, ``/ode/<project>/<env>/<context>/<interface>``, whose value
+is the interface's outputs as JSON. A secret output is a ``SecureString`` (encrypted with the account's
+``aws/ssm`` key, or ``kms_key_id``); the others are plain ``String``. Done when the environment says
+``publish: ssm`` in environments.yaml (:func:`wants_ssm`).
+
+A consumer deployed from another repository, whose registry never saw its producers, reads them here
+(:class:`ProducerOutputs`). Secret values read back stay in memory: they are handed to the engine as secret config,
+never written to the registry or printed.
+
+The client is boto3's default, so ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SSM`` point it at moto or LocalStack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..errors import OdeError
+from ..registry.protocol import RegistryBackend
+from ..status import StackStatus
+
+#: What SSM accepts in one path segment (and what ode's names use).
+_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
+ROOT = "/ode"
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(OdeError):
+    """Outputs could not be written to or read from SSM Parameter Store."""
+
+
+def wants_ssm(environment: Any) -> bool:
+    """True when an environment's settings (environments.yaml) say ``publish: ssm``."""
+    return getattr(environment, "publish", None) == "ssm"
+
+
+def parameter_name(project: str, env: str, context: str, interface: str) -> str:
+    """``/ode/<project>/<env>/<context>/<interface>``; a name SSM cannot hold is a PublishError naming it."""
+    for label, value in (("project", project), ("environment", env), ("context", context),
+                         ("interface", interface)):
+        if not _SEGMENT.match(value):
+            raise PublishError(f"cannot publish to SSM: {label} {value!r} has characters a parameter name cannot "
+                               "hold (letters, digits, '.', '-', '_')")
+    return f"{ROOT}/{project}/{env}/{context}/{interface}"
+
+
+class SsmOutputs:
+    """Publishes and reads one project's stack outputs in SSM Parameter Store."""
+
+    def __init__(self, project: str, *, region: str | None = None, kms_key_id: str | None = None,
+                 client: Any = None):
+        self.project = project
+        self.kms_key_id = kms_key_id
+        if client is None:
+            import boto3  # deferred: only an environment that publishes to SSM pays for boto3
+            from botocore.config import Config
+
+            # No endpoint_url on purpose: boto3 reads AWS_ENDPOINT_URL(_SSM) itself.
+            client = boto3.session.Session(region_name=region).client(
+                "ssm", config=Config(retries={"mode": "standard", "max_attempts": 8}))
+        self.client = client
+
+    def _path(self, env: str, context: str) -> str:
+        return parameter_name(self.project, env, context, "x").rsplit("/", 1)[0] + "/"
+
+    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = ()
+                ) -> list[str]:
+        """Write each interface of ``outputs`` (secret ones as SecureString); remove parameters of interfaces the
+        stack no longer has. Returns the names written."""
+        secret = set(secret_outputs)
+        written: list[str] = []
+        try:
+            for interface, value in sorted(outputs.items()):
+                name = parameter_name(self.project, env, context, interface)
+                args: dict[str, Any] = {"Name": name, "Value": json.dumps(value, sort_keys=True), "Overwrite": True,
+                                        "Type": "SecureString" if interface in secret else "String",
+                                        # a value over 4 KB moves to the advanced tier instead of failing
+                                        "Tier": "Intelligent-Tiering",
+                                        "Description": f"ode: outputs of {env}.{context} ({interface})"}
+                if interface in secret and self.kms_key_id:
+                    args["KeyId"] = self.kms_key_id
+                self.client.put_parameter(**args)
+                written.append(name)
+            stale = [n for n in self._names(env, context) if n not in written]
+            if stale:
+                self._delete(stale)
+        except _aws_errors() as exc:
+            # the message never carries a value: botocore errors name the parameter, not its content
+            raise PublishError(f"cannot publish the outputs of {env}.{context} to SSM: {_reason(exc)}") from None
+        return written
+
+    def unpublish(self, env: str, context: str) -> list[str]:
+        """Remove a destroyed stack's parameters; returns their names."""
+        try:
+            names = self._names(env, context)
+            if names:
+                self._delete(names)
+        except _aws_errors() as exc:
+            raise PublishError(f"cannot remove the outputs of {env}.{context} from SSM: {_reason(exc)}") from None
+        return names
+
+    def read(self, env: str, context: str) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The published outputs of ``env.context`` and the names of the secret ones (decrypted, in memory only);
+        None when nothing is published for it."""
+        outputs: dict[str, Any] = {}
+        secret: set[str] = set()
+        try:
+            for param in self._parameters(env, context, decrypt=True):
+                interface = param["Name"].rsplit("/", 1)[1]
+                outputs[interface] = json.loads(param["Value"])
+                if param["Type"] == "SecureString":
+                    secret.add(interface)
+        except _aws_errors() as exc:
+            raise PublishError(f"cannot read the outputs of {env}.{context} from SSM: {_reason(exc)}") from None
+        return (outputs, frozenset(secret)) if outputs else None
+
+    def _parameters(self, env: str, context: str, *, decrypt: bool) -> list[dict[str, Any]]:
+        paginator = self.client.get_paginator("get_parameters_by_path")
+        found: list[dict[str, Any]] = []
+        for page in paginator.paginate(Path=self._path(env, context), Recursive=False, WithDecryption=decrypt):
+            found.extend(page.get("Parameters", []))
+        return found
+
+    def _names(self, env: str, context: str) -> list[str]:
+        return [p["Name"] for p in self._parameters(env, context, decrypt=False)]
+
+    def _delete(self, names: list[str]) -> None:
+        for i in range(0, len(names), 10):  # DeleteParameters takes at most 10 names
+            self.client.delete_parameters(Names=names[i:i + 10])
+
+
+def _aws_errors() -> tuple[type[Exception], ...]:
+    """botocore's error classes (evaluated by an ``except`` clause only when something was raised)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return ClientError, BotoCoreError
+
+
+def _reason(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(exc)
+
+
+class ProducerOutputs:
+    """A consumer's view of its producers' outputs: the registry first, then SSM for producers this registry
+    does not know (deployed from another repository or runner).
+
+    Outputs from the registry carry no secret values (the orchestrator reads those from the engine); outputs from
+    SSM carry them, decrypted, with their names in the returned set so the caller keeps them secret.
+    """
+
+    def __init__(self, registry: RegistryBackend, ssm: SsmOutputs | None):
+        self.registry = registry
+        self.ssm = ssm
+
+    def outputs(self, env: str, producer: str) -> tuple[dict[str, Any], frozenset[str], str] | None:
+        """``(outputs, secret names, where)`` of ``env.producer``, ``where`` being ``registry`` or ``ssm``; None
+        when neither knows it."""
+        rec = self.registry.stack(env, producer)
+        if rec is not None and rec.status == StackStatus.SUCCEEDED:
+            return rec.outputs, frozenset(rec.secret_outputs), "registry"
+        if self.ssm is None:
+            return None
+        found = self.ssm.read(env, producer)
+        if found is None:
+            return None
+        outputs, secret = found
+        return outputs, secret, "ssm"
+
+
+class OutputsPublisher:
+    """Stack outputs to SSM for the environments whose settings say ``publish: ssm`` (an environment made on
+    demand follows its base), each in its environment's region; and read back from there.
+
+    ``place(env)`` gives the region of an environment that publishes, or None for one that does not. Publishing
+    never fails a deploy: an error is one warning line (logger ``ode.publishing.ssm_outputs``) and the deploy goes
+    on."""
+
+    def __init__(self, project: str, place: Callable[[str], tuple[bool, str | None]], *,
+                 client_for: Callable[[str | None], Any] | None = None):
+        self.project = project
+        self.place = place
+        self._client_for = client_for
+        self._stores: dict[str | None, SsmOutputs] = {}
+        self._lock = threading.Lock()
+
+    def _store(self, env: str) -> SsmOutputs | None:
+        wanted, region = self.place(env)
+        if not wanted:
+            return None
+        with self._lock:
+            if region not in self._stores:
+                client = self._client_for(region) if self._client_for else None
+                self._stores[region] = SsmOutputs(self.project, region=region, client=client)
+            return self._stores[region]
+
+    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = ()) -> None:
+        """Publish a deployed stack's outputs (secret ones as SecureString); a failure is a warning."""
+        try:
+            store = self._store(env)
+            if store is not None:
+                store.publish(env, context, outputs, secret_outputs)
+        except Exception as exc:  # noqa: BLE001 - publishing must never fail the deploy
+            log.warning("%s", _one_line(exc, f"could not publish the outputs of {env}.{context} to SSM"))
+
+    def unpublish(self, env: str, context: str) -> None:
+        """Remove a destroyed stack's parameters; a failure is a warning."""
+        try:
+            store = self._store(env)
+            if store is not None:
+                store.unpublish(env, context)
+        except Exception as exc:  # noqa: BLE001 - a destroy that worked is not undone by this
+            log.warning("%s", _one_line(exc, f"could not remove the outputs of {env}.{context} from SSM"))
+
+    def read(self, env: str, context: str) -> tuple[dict[str, Any], frozenset[str]] | None:
+        """The published outputs of ``env.context`` and the names of the secret ones; None when the environment
+        does not publish, nothing is published, or SSM cannot be read (a warning says so)."""
+        try:
+            store = self._store(env)
+            return store.read(env, context) if store is not None else None
+        except Exception as exc:  # noqa: BLE001 - the caller reports the producer as not deployed
+            log.warning("%s", _one_line(exc, f"could not read the outputs of {env}.{context} from SSM"))
+            return None
+
+
+def _one_line(exc: Exception, fallback: str) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if isinstance(exc, PublishError) else f"{fallback}: {text}"

@@ -445,7 +445,6 @@ def test_the_storefront_may_invoke_exactly_the_routes_it_consumes_and_reach_them
 
 def test_the_public_access_rules_accept_this_ingress_and_refuse_an_open_load_balancer(dev: Keeper) -> None:
     from ode.contracts.policies import RULES
-
     from ode.policy import RESOURCE_RULES, STACK_RULES, Res, resources_from
 
     def findings(resources: list[Res]) -> list[str]:

@@ -1,5 +1,5 @@
 """Day two: plan with per-property diffs, refresh, drift detection and healing, on the simulated engine and on the
-stand-in CLI's engine-event stream."""
+stand-in CLI's engine-event stream (shaped after the real engine's recorded event streams: see tests/fakes/pulumi)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ode.execution.orchestrator import Orchestrator
 from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
-from .test_pulumi_engine import calls, stand_in  # noqa: F401  (the stand-in CLI fixture)
+from .test_pulumi_engine import calls, ode_on_the_stand_in, recorded, stand_in  # noqa: F401  (the stand-in CLI)
 
 
 class Events:
@@ -225,7 +225,7 @@ def test_the_pulumi_engine_reads_resources_diffs_and_progress_from_engine_events
     ops = {r.name: r.op for r in result.resources}
     assert ops == {"orders-api": "update", "jobs": "replace", "alarms": "create", "role": "same"}
     api = next(r for r in result.resources if r.name == "orders-api")
-    assert api.urn == f"urn:pulumi:dev.orders::ode::{fn}::orders-api"
+    assert api.urn == f"urn:pulumi:dev.orders::shop::{fn}::orders-api"
     assert [d.to_dict() for d in api.diff] == [
         {"path": "memorySize", "old": 512, "new": 1024, "replaces": False},
         {"path": "environment.variables.TOKEN", "old": "[secret]", "new": "[secret]", "replaces": False}]
@@ -239,14 +239,17 @@ def test_the_pulumi_engine_reads_resources_diffs_and_progress_from_engine_events
     with pytest.raises(EngineError) as failed:
         engine.up(spec, lambda stack, line: lines.append(line))
     assert not isinstance(failed.value, ProgramError)
-    assert "urn:pulumi:dev.orders::ode::aws:s3/bucket:Bucket::files" in str(failed.value)
+    assert "urn:pulumi:dev.orders::shop::aws:s3/bucket:Bucket::files" in str(failed.value)
     assert "AccessDenied" in failed.value.detail
     assert f"updated {api.urn}" in lines and any(line.startswith("failed urn:") for line in lines)
 
-    drift = engine.refresh(spec, preview_only=True)
-    assert [(r.name, r.op) for r in drift.resources if r.op != "same"] == [("orders-api", "update")]
+    lines.clear()
+    drift = engine.refresh(spec, lambda stack, line: lines.append(line), preview_only=True)
+    assert [(r.name, r.op) for r in drift.resources] == [("orders-api", "update"), ("role", "same")]
     assert [d.to_dict() for d in drift.resources[0].diff] == [
         {"path": "memorySize", "old": 1024, "new": 2048, "replaces": False}]
+    assert lines == [f"drifted {api.urn}"]
+    assert drift.changes == {"same": 2, "update": 1}  # the stack resource, the role; the drifted function
     refreshes = [c["args"] for c in calls(stand_in) if c["args"][0] == "refresh"]
     assert refreshes and "--preview-only" in refreshes[-1]
 
@@ -267,6 +270,88 @@ def test_drift_through_the_orchestrator_on_the_pulumi_engine(stand_in: Path,  # 
         {"path": "tags.team", "old": "net", "new": "someone", "replaces": False}]
     assert {s.stack: s.status for s in report.stacks}["dev.shared-bus"] == CLEAN
     assert DRIFTED == report.drifted[0].status
+
+
+# A refresh as the real engine reports it, after pulumi/pulumi's recorded event streams
+# pkg/engine/lifecycletest/testdata/output/TestRefreshBasics/0-0-0-preview/eventstream.json (a drifted resource:
+# resourcePreEvent `refresh` with new = old and no diffs, then resOutputsEvent `update` with the refreshed state,
+# `diffs` and `detailedDiff`; a resource gone: resOutputsEvent `delete`, new null) and
+# TestRefreshBasicsWithLegacyDiff/all-0-0 (an `update` reported without diffs): the same shapes, with AWS-like
+# properties in place of the fixture's test provider's, and a secret as the engine blinds it in events.
+_BLINDED = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "[secret]"}
+_STACK = "urn:pulumi:dev.orders::shop::pulumi:pulumi:Stack::shop-dev.orders"
+_PROVIDER = "urn:pulumi:dev.orders::shop::pulumi:providers:aws::aws::aws-id"
+
+
+def _state(urn: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": urn.split("::")[-2].split("$")[-1], "urn": urn, "custom": True, "id": urn.split("::")[-1],
+            "parent": _STACK, "inputs": inputs, "outputs": inputs if outputs is None else outputs,
+            "provider": _PROVIDER}
+
+
+def _refresh_stream(resources: list[tuple[str, dict[str, Any], dict[str, Any] | None, dict[str, Any]]]
+                    ) -> list[dict[str, Any]]:
+    """A refresh --preview-only's events: (urn, old state, refreshed state or None, outputs-event extras)."""
+    stream: list[dict[str, Any]] = [{"preludeEvent": {"config": {}}}]
+    counts: dict[str, int] = {}
+    for urn, old, new, extra in resources:
+        meta = {"op": "refresh", "urn": urn, "type": old["type"], "old": old, "new": old, "detailedDiff": None,
+                "provider": _PROVIDER}
+        stream.append({"resourcePreEvent": {"metadata": meta, "planning": True}})
+        op = extra.pop("op")
+        counts[op] = counts.get(op, 0) + 1
+        stream.append({"resOutputsEvent": {"metadata": {**meta, "op": op, "new": new, **extra}, "planning": True}})
+    stream.append({"summaryEvent": {"maybeCorrupt": False, "durationSeconds": 1, "resourceChanges": counts,
+                                    "PolicyPacks": {}, "isPreview": True, "result": "succeeded"}})
+    stream.append({"cancelEvent": {}})
+    return [{"sequence": i, "timestamp": 0, **e} for i, e in enumerate(stream)]
+
+
+def test_drift_the_engine_reports_only_in_the_outputs_event_is_read() -> None:
+    """The real engine's refresh puts drift in the resOutputsEvent alone: read from the pre-events only, every
+    resource below would look unchanged."""
+    svc = "urn:pulumi:dev.orders::shop::ode:index:Service$"
+    queue, fn, bucket, topic, role = (
+        f"{svc}aws:sqs/queue:Queue::orders-jobs", f"{svc}aws:lambda/function:Function::orders-api",
+        f"{svc}aws:s3/bucket:Bucket::orders-files", f"{svc}aws:sns/topic:Topic::orders-out",
+        f"{svc}aws:iam/role:Role::orders-role")
+    jobs = {"name": "orders-jobs", "visibilityTimeoutSeconds": 30, "tags": {"ode:env": "dev"}}
+    api = {"memorySize": 512, "environment": {"variables": {"MODE": "a", "TOKEN": _BLINDED}}}
+    stream = _refresh_stream([
+        (queue, _state(queue, jobs), _state(queue, {**jobs, "visibilityTimeoutSeconds": 900,
+                                                    "tags": {"ode:env": "dev", "changed-by": "console"}}),
+         {"op": "update", "diffs": ["visibilityTimeoutSeconds", "tags"], "detailedDiff": {
+             "visibilityTimeoutSeconds": {"diffKind": "update", "inputDiff": True},
+             'tags["changed-by"]': {"diffKind": "add", "inputDiff": True}}}),
+        (fn, _state(fn, api), _state(fn, {**api, "environment": {"variables": {"MODE": "a", "TOKEN": _BLINDED}}}),
+         {"op": "update", "diffs": ["environment"], "detailedDiff": {
+             "environment.variables.TOKEN": {"diffKind": "update", "inputDiff": True}}}),
+        (bucket, _state(bucket, {"bucket": "orders-files"}), None, {"op": "delete"}),
+        (topic, _state(topic, {"name": "orders-out"}, {"name": "orders-out", "displayName": "Orders"}),
+         _state(topic, {"name": "orders-out"}, {"name": "orders-out", "displayName": "Changed by hand"}),
+         {"op": "update"}),
+        (role, _state(role, {"name": "orders-role"}), _state(role, {"name": "orders-role"}), {"op": "same"})])
+    assert all("diffs" not in e["resourcePreEvent"]["metadata"] for e in stream if "resourcePreEvent" in e)
+
+    lines: list[str] = []
+    events = EngineEvents("dev.orders", lambda stack, line: lines.append(line), refresh=True)
+    for event in stream:
+        events(ev.EngineEvent.from_json(event))
+    found = {r.name: r for r in events.resource_changes()}
+    assert {name: r.op for name, r in found.items()} == {
+        "orders-jobs": "update", "orders-api": "update", "orders-files": "delete", "orders-out": "update",
+        "orders-role": "same"}
+    assert [d.to_dict() for d in found["orders-jobs"].diff] == [
+        {"path": "visibilityTimeoutSeconds", "old": 30, "new": 900, "replaces": False},
+        {"path": 'tags["changed-by"]', "old": None, "new": "console", "replaces": False}]
+    assert [d.to_dict() for d in found["orders-api"].diff] == [
+        {"path": "environment.variables.TOKEN", "old": "[secret]", "new": "[secret]", "replaces": False}]
+    assert found["orders-api"].inputs["environment"]["variables"]["TOKEN"] == "[secret]"
+    assert [d.to_dict() for d in found["orders-out"].diff] == [  # no diffs from the engine: the outputs compared
+        {"path": "displayName", "old": "Orders", "new": "Changed by hand", "replaces": False}]
+    assert "ciphertext" not in json.dumps([r.to_dict() for r in found.values()])
+    assert lines == [f"drifted {queue}", f"drifted {fn}", f"gone {bucket}", f"drifted {topic}"]
+    assert events.changes == {"update": 3, "delete": 1, "same": 1}
 
 
 def test_a_program_failure_is_classified_from_the_engine_events() -> None:
@@ -378,3 +463,49 @@ def test_a_drift_check_keeps_the_upstream_config_the_last_up_set(stand_in: Path)
     assert check_drift(orchestrator, "dev", ["notifications"]).exit_code == 0
     assert refresh(orchestrator, "dev", ["notifications"]).ok
     assert json.loads(stored.read_text())["config"] == before
+
+
+@pytest.mark.slow
+def test_drift_heal_and_refresh_through_the_cli_on_the_pulumi_engine(tmp_path: Path) -> None:
+    """`ode drift`, `ode drift --heal` and `ode refresh` with the pulumi engine, the stand-in CLI holding the
+    sample's stacks (their real resources, the policy pack run on every up) and a change made by hand in the
+    cloud: found as the real engine reports it, healed so that the cloud holds the program's values again, or
+    adopted into the state by a refresh."""
+    steps, outputs = recorded("notifications")
+    changes = tmp_path / "changed-by-hand.json"
+    changes.write_text("{}")
+
+    def ode(*args: str) -> subprocess.CompletedProcess[str]:
+        return ode_on_the_stand_in(tmp_path, *args, steps=steps, outputs=outputs, FAKE_PULUMI_DRIFT=str(changes))
+
+    assert ode("up", "--contexts", "notifications").returncode == 0
+    clean = ode("drift", "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["drifted"] == [], clean.stderr
+
+    changes.write_text(json.dumps({"dev.notifications": {"notifications-outbox": {"visibilityTimeoutSeconds": 900}}}))
+    found = ode("drift", "--json")
+    assert found.returncode == 1, found.stderr
+    report = json.loads(found.stdout)
+    assert report["drifted"] == ["dev.notifications"]
+    drifted = next(s for s in report["stacks"] if s["stack"] == "dev.notifications")["resources"]
+    assert [(r["name"], r["op"], r["diff"]) for r in drifted] == [("notifications-outbox", "update", [
+        {"path": "visibilityTimeoutSeconds", "old": 60.0, "new": 900, "replaces": False}])]
+
+    healed = ode("drift", "--heal", "--json")
+    assert healed.returncode == 0, healed.stderr
+    run = json.loads(healed.stdout)["heal"]
+    assert [s["stack"] for s in run["stacks"] if s["status"] == "succeeded"] == ["dev.notifications"]
+    ups = [c["args"] for c in calls(tmp_path) if c["args"][0] == "up"]
+    assert len(ups) == 4 and not any("--refresh" in args for args in ups[:3])
+    assert "dev.notifications" in ups[-1] and "--refresh" in ups[-1]  # a plain up would leave the cloud as it is
+    assert ode("drift").returncode == 0  # the cloud holds the program's values again
+
+    changes.write_text(json.dumps({**json.loads(changes.read_text()), "dev.shared-bus": {
+        "shared-bus-bus": {"tags": {"ode:env": "dev", "ode:context": "shared-bus", "ode:owner": "someone"}}}}))
+    found = ode("drift", "--json", "--contexts", "shared-bus")
+    assert found.returncode == 1 and json.loads(found.stdout)["drifted"] == ["dev.shared-bus"]
+    diff = json.loads(found.stdout)["stacks"][0]["resources"][0]["diff"]
+    assert diff == [{"path": 'tags["ode:owner"]', "old": "team-platform", "new": "someone", "replaces": False}]
+    adopted = ode("refresh", "--contexts", "shared-bus", "--json")
+    assert adopted.returncode == 0, adopted.stderr
+    assert ode("drift", "--contexts", "shared-bus").returncode == 0  # the state took what the cloud holds

@@ -19,7 +19,7 @@ from ode.policy.gate import install_gate
 from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
-from .test_pulumi_engine import calls, stand_in  # noqa: F401 - the recorded pulumi stand-in fixture
+from .test_pulumi_engine import calls, stand_in, use_recorded  # noqa: F401 - the recorded pulumi stand-in
 
 #: AWS's documented example access key id, assembled here so that no key-shaped string is committed.
 PLANTED_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
@@ -178,10 +178,12 @@ def test_usage_mistakes_are_one_line(sample_library: Path, tmp_path: Path) -> No
 
 
 def test_the_pulumi_engine_never_sees_a_blocked_stack_and_gets_the_pack(stand_in: Path,  # noqa: F811
-                                                                        sample_library: Path) -> None:
+                                                                        sample_library: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from ode.engines.pulumi import PulumiEngine
 
     strict_retention(sample_library, env="dev", short="payments")
+    use_recorded(stand_in, monkeypatch, "payments", library_dir=sample_library)  # what the CLI's pack checks
     library = load_library(sample_library)
     state = stand_in / "state"
     engine = PulumiEngine(library, state)
@@ -199,8 +201,11 @@ def test_the_pulumi_engine_never_sees_a_blocked_stack_and_gets_the_pack(stand_in
         assert config["log-retention"] == {"enforcementLevel": "mandatory", "minimum_days": 365}
 
 
-def test_the_pack_configuration_never_holds_a_secret_output(stand_in: Path) -> None:  # noqa: F811
+def test_the_pack_configuration_never_holds_a_secret_output(stand_in: Path,  # noqa: F811
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from ode.engines.pulumi import PulumiEngine
+
+    use_recorded(stand_in, monkeypatch, "payments")  # what the CLI's pack checks
 
     library = load_library(SAMPLE)
     state = stand_in / "state"

@@ -10,8 +10,11 @@ secret config.
 Progress and results come from the Automation API's typed engine events (``on_event``), never from scraping the CLI's
 text: each resource's step (``creating``, ``updated``, ``failed``, with its URN) goes to the progress callback, the
 result's ``resources`` carry each resource's operation and changed properties (old and new values, secrets masked),
+read from both the pre-event and the outputs event of each step (a refresh says what drifted only in the latter),
 policy violations and error diagnostics are kept, and errors are classified from the SDK's own error classes plus
-the events (a diagnostic on the stack resource is the program's failure, a failed step names its resource).
+the events (a diagnostic on the stack resource is the program's failure, a mandatory policy violation is the policy
+pack's refusal, a failed step names its resource). With the policy gate installed, ``up`` and ``preview`` hand the
+CLI the CrossGuard pack and this stack's pack configuration (``--policy-pack``, ``--policy-pack-config``).
 """
 
 from __future__ import annotations
@@ -90,6 +93,12 @@ class PulumiEngine:
         #: The policy gate (``ode.cli_check.PolicyGate``): checks a stack before the CLI sees it, and gives the CLI
         #: the policy pack to run as well.
         self.gate: Any = None
+        #: Stacks whose last refresh-preview here found drift: their next ``up`` refreshes first (``up --refresh``).
+        #: A plain ``pulumi up`` compares the program with the state, which still holds the values the cloud no
+        #: longer has, and would change nothing; refreshed first, the state holds what drifted and the update puts
+        #: the program's values back (which is what healing means).
+        self._drifted: set[str] = set()
+        self._drifted_lock = threading.Lock()
 
     @staticmethod
     def available() -> bool:
@@ -208,10 +217,14 @@ class PulumiEngine:
         stack = self._stack(spec, create=operation in ("up", "preview"), configure=operation != "refresh")
         events = EngineEvents(spec.stack_name, progress, refresh=operation == "refresh")
         common: dict[str, Any] = {"color": "never", "on_event": events}
+        with self._drifted_lock:
+            heal = operation == "up" and spec.stack_name in self._drifted
+        if heal and progress is not None:
+            progress(spec.stack_name, "refreshing first: drift was found in this stack")
         try:
             outputs = None
             if operation == "up":
-                result = stack.up(**common, **packs)
+                result = stack.up(**common, **packs, **({"refresh": True} if heal else {}))
                 changes = dict(result.summary.resource_changes or {})
                 outputs = result.outputs  # up already read them: no second pair of CLI calls
             elif operation == "preview":
@@ -232,10 +245,16 @@ class PulumiEngine:
             raise classify(spec.stack_name, exc, events) from None
         values = {k: v.value for k, v in outputs.items()}
         hidden = frozenset(k for k, v in outputs.items() if v.secret)
-        if events.changes and not changes:
+        if events.changes:  # the run's own summary event: the counts of exactly this operation
             changes = dict(events.changes)
+        resources = events.resource_changes()
+        with self._drifted_lock:
+            if operation == "refresh" and preview_only and any(r.op != "same" for r in resources):
+                self._drifted.add(spec.stack_name)
+            elif operation != "preview":  # deployed over, adopted by a refresh, destroyed, or found clean
+                self._drifted.discard(spec.stack_name)
         return StackResult(stack=spec.stack_name, operation=operation, outputs=values,  # type: ignore[arg-type]
-                           secret_outputs=hidden, resources=events.resource_changes(), changes=changes,
+                           secret_outputs=hidden, resources=resources, changes=changes,
                            simulated=False, duration_s=time.perf_counter() - started,
                            policy_violations=list(events.policies))
 
@@ -262,9 +281,22 @@ class PulumiEngine:
             raise classify(spec.stack_name, exc) from None
 
 
+class PolicyPackViolationError(EngineError):
+    """The CLI's policy pack stopped the stack: a mandatory rule was broken (the CLI steps no further)."""
+
+    def __init__(self, stack: str, violations: list[dict[str, Any]], detail: str = ""):
+        self.violations = violations
+        lines = [f"{v['policy']} on {(v['urn'] or '').split('::')[-1] or 'the stack'}: {v['message']}"
+                 for v in violations]
+        more = f" (and {len(lines) - 5} more)" if len(lines) > 5 else ""
+        packs = ", ".join(sorted({v["pack"] for v in violations if v["pack"]})) or "the policy pack"
+        super().__init__(stack, f"blocked by policy pack {packs}: " + "; ".join(lines[:5]) + more, detail)
+
+
 def classify(stack: str, exc: BaseException, events: EngineEvents | None = None) -> Exception:
     """One place that turns what the Automation API raised into the engine's errors: the SDK's own error classes
-    first, then what the engine events said (a failed resource, an error diagnostic of the program)."""
+    first, then what the engine events said (an error diagnostic of the program, a mandatory policy violation, a
+    failed resource)."""
     from pulumi import automation as auto
 
     if isinstance(exc, FileNotFoundError):
@@ -280,6 +312,9 @@ def classify(stack: str, exc: BaseException, events: EngineEvents | None = None)
     if isinstance(exc, (auto.RuntimeError, auto.InlineSourceRuntimeError, auto.CompilationError)) or (
             events is not None and events.program_failed):
         return ProgramError(stack, "the program failed", detail)
+    blocking = [p for p in events.policies if p["level"] == "mandatory"] if events is not None else []
+    if blocking:
+        return PolicyPackViolationError(stack, blocking, detail)
     if events is not None and events.failed:
         return EngineError(stack, f"pulumi failed on {', '.join(events.failed)}", detail)
     if isinstance(exc, auto.StackAlreadyExistsError):
@@ -292,12 +327,17 @@ _OPS = {"same": "same", "create": "create", "update": "update", "delete": "delet
         "create-replacement": "replace", "delete-replaced": "replace", "read": "same", "read-replacement": "replace",
         "import": "create", "import-replacement": "replace", "discard": "delete", "discard-replaced": "replace",
         "remove-pending-replace": "same", "refresh": "same"}
+#: Steps that close a replacement: they carry neither the new state nor the diff, so they never replace the step
+#: that did.
+_TRAILING = {"delete-replaced", "discard-replaced", "remove-pending-replace"}
 #: What a resource's step is called while it runs, and once it is done.
 _DOING = {"create": "creating", "update": "updating", "delete": "deleting", "replace": "replacing"}
 _DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
 #: The key pulumi marks a secret value with in serialized state.
 _SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _PATH_PART = re.compile(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([^.\[\]]+)')
+#: Property path segments pulumi prints without quotes (PropertyPath.String in the Go SDK).
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def _masked(value: Any) -> Any:
@@ -318,16 +358,49 @@ def _at(tree: Any, path: str) -> Any:
         if index:
             node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
         else:
-            node = node.get(quoted or plain) if isinstance(node, dict) else None
+            key = re.sub(r"\\(.)", r"\1", quoted) if quoted else plain
+            node = node.get(key) if isinstance(node, dict) else None
         if node is None:
             return None
     return node
 
 
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a value by its property path, written as the engine writes paths."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            part = key if _PLAIN_KEY.match(key) else '["' + key.replace('"', '\\"') + '"]'
+            out.update(_leaves(item, part if not prefix else prefix + (part if part.startswith("[") else "." + part)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_leaves(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value} if prefix else {}
+
+
+def _side(state: Any, first: str) -> dict[str, Any]:
+    """A step state's inputs or outputs (masked), the other ones where those are empty (a preview's new state
+    has no outputs yet; a state read back may have no inputs)."""
+    if state is None:
+        return {}
+    other = "outputs" if first == "inputs" else "inputs"
+    return _masked(dict(getattr(state, first) or getattr(state, other) or {}))
+
+
 class EngineEvents:
     """Collects one operation's engine events (``on_event``): each resource's step with its operation and changed
     properties, progress lines per resource, policy violations, error diagnostics, the summary. Called from the
-    SDK's event thread while the CLI runs; read once the operation has returned or raised."""
+    SDK's event thread while the CLI runs; read once the operation has returned or raised.
+
+    A resource's ``resourcePreEvent`` says what the engine is about to do and its ``resOutputsEvent`` what it did;
+    both are read, the later one winning. That matters for a refresh: its pre-event has the op ``refresh`` with the
+    new state equal to the old one and no diffs, and only the outputs event says whether the resource drifted
+    (``update`` with the refreshed state, ``diffs`` and ``detailedDiff``; ``delete`` with no new state when it is
+    gone; ``same``), or, where the engine reports refreshes without diffs, only by its differing outputs.
+    """
 
     def __init__(self, stack: str, progress: ProgressCallback | None = None, *, refresh: bool = False):
         self.stack = stack
@@ -341,6 +414,7 @@ class EngineEvents:
         self.errors: list[str] = []
         #: Policy violations: ``{"policy", "pack", "level", "message", "urn"}``.
         self.policies: list[dict[str, Any]] = []
+        #: The summary's resource changes by operation.
         self.changes: dict[str, int] = {}
         #: True when an error diagnostic came from the stack resource itself (the program raised).
         self.program_failed = False
@@ -358,21 +432,11 @@ class EngineEvents:
 
     def _take(self, event: Any) -> None:
         if event.resource_pre_event is not None:
-            change = self._change(event.resource_pre_event.metadata)
-            with self._lock:
-                # a replacement is several steps of one URN (create-replacement, replace, delete-replaced): the
-                # one that carries the changed properties is kept
-                prior = self._steps.get(change.urn or change.name)
-                if prior is not None and prior.diff and not change.diff:
-                    change.diff = prior.diff
-                self._steps[change.urn or change.name] = change
-            if change.op != "same":
-                self._say(f"{_DOING.get(change.op, change.op)} {change.urn}")
+            self._step(event.resource_pre_event.metadata, done=False)
         elif event.res_outputs_event is not None:
-            meta = event.res_outputs_event.metadata
-            op = self._op(meta)
-            if op != "same":
-                self._say(f"{_DONE.get(op, op)} {meta.urn}")
+            # a preview's outputs events (planning) say what would be done: nothing was done to report
+            self._step(event.res_outputs_event.metadata, done=True,
+                       quiet=bool(event.res_outputs_event.planning) and not self.refresh)
         elif event.res_op_failed_event is not None:
             urn = event.res_op_failed_event.metadata.urn
             with self._lock:
@@ -390,48 +454,88 @@ class EngineEvents:
                 self._say(f"{diag.severity}: {message.splitlines()[0]}")
         elif event.policy_event is not None:
             pol = event.policy_event
+            # the pack's message is the policy's description, then what this resource did wrong
+            message = " ".join(line.strip() for line in (pol.message or "").splitlines() if line.strip())
             found = {"policy": pol.policy_name, "pack": pol.policy_pack_name, "level": pol.enforcement_level,
-                     "message": (pol.message or "").strip(), "urn": pol.resource_urn}
+                     "message": message, "urn": pol.resource_urn}
             with self._lock:
                 self.policies.append(found)
-            self._say(f"policy {pol.policy_name} ({pol.enforcement_level}): {found['message'].splitlines()[0]}"
-                      if found["message"] else f"policy {pol.policy_name} ({pol.enforcement_level})")
+            self._say(f"policy {pol.policy_name} ({pol.enforcement_level}): {message}" if message
+                      else f"policy {pol.policy_name} ({pol.enforcement_level})")
         elif event.summary_event is not None:
             self.changes = {str(getattr(k, "value", k)): int(v) for k, v in
                             (event.summary_event.resource_changes or {}).items()}
 
-    def _op(self, meta: Any) -> str:
-        op = str(getattr(meta.op, "value", meta.op))
-        if self.refresh and op in ("refresh", "update"):
-            # a refresh step differs from the state when its diffs are not empty (drift); gone when new is None
-            if meta.new is None and meta.old is not None:
-                return "delete"
-            return "update" if (meta.diffs or meta.detailed_diff) else "same"
-        return _OPS.get(op, "update")
+    def _step(self, meta: Any, *, done: bool, quiet: bool = False) -> None:
+        raw = str(getattr(meta.op, "value", meta.op))
+        change = self._change(meta, raw, done)
+        key = change.urn or change.name
+        with self._lock:
+            prior = self._steps.get(key)
+            if prior is not None and raw in _TRAILING:
+                return
+            if prior is not None and prior.diff and not change.diff and change.op == prior.op:
+                # a replacement is several steps of one URN; the one that carries the changed properties is kept
+                change.diff = prior.diff
+            self._steps[key] = change
+        if change.op == "same" or quiet or (self.refresh and not done):
+            return
+        if self.refresh:  # what the cloud holds differs from the state (or the resource is gone)
+            self._say(f"{'gone' if change.op == 'delete' else 'drifted'} {change.urn}")
+        else:
+            self._say(f"{(_DONE if done else _DOING).get(change.op, change.op)} {change.urn}")
 
-    def _change(self, meta: Any) -> ResourceChange:
-        op = self._op(meta)
-        old_state = meta.old
-        new_state = meta.new
-        old_inputs = _masked(dict(old_state.inputs or {})) if old_state is not None else {}
-        new_inputs = _masked(dict(new_state.inputs or {})) if new_state is not None else {}
-        if self.refresh:
-            # a refresh compares the state's outputs with what the cloud reads back
-            old_inputs = _masked(dict(old_state.outputs or old_state.inputs or {})) if old_state is not None else {}
-            new_inputs = _masked(dict(new_state.outputs or new_state.inputs or {})) if new_state is not None else {}
+    def _op(self, meta: Any, raw: str, done: bool) -> str:
+        if not self.refresh or raw not in ("refresh", "same", "update", "delete"):
+            return _OPS.get(raw, "update")
+        if not done:
+            return "same"  # the pre-event of a refresh: nothing is known yet
+        if meta.new is None and meta.old is not None:
+            return "delete"
+        if raw != "refresh":
+            return raw  # the refresh's result: same, update (drifted) or delete (gone)
+        # a refresh that ran the program reports its step as `refresh`: drifted when it differs
+        if meta.diffs or meta.detailed_diff:
+            return "update"
+        return "update" if _side(meta.old, "outputs") != _side(meta.new, "outputs") else "same"
+
+    def _change(self, meta: Any, raw: str, done: bool) -> ResourceChange:
+        op = self._op(meta, raw, done)
+        old_state, new_state = meta.old, meta.new
         diff: list[PropertyChange] = []
         if op in ("update", "replace"):
-            kinds = {path: str(getattr(d.diff_kind, "value", d.diff_kind)) for path, d in
-                     (meta.detailed_diff or {}).items()}
-            paths = list(kinds) or list(meta.diffs or [])
-            keys = set(meta.keys or [])
-            for path in paths:
-                diff.append(PropertyChange(path, _at(old_inputs, path), _at(new_inputs, path),
-                                           kinds.get(path, "").endswith("-replace") or path in keys))
+            diff = self._diff(meta)
         state = new_state or old_state
+        inputs = _side(state, "inputs")
         return ResourceChange(type=meta.type, name=meta.urn.split("::")[-1], parent=(state.parent or None)
-                              if state is not None else None, inputs=new_inputs or old_inputs, op=op,  # type: ignore
+                              if state is not None else None, inputs=inputs, op=op,  # type: ignore[arg-type]
                               diff=diff, urn=meta.urn)
+
+    def _diff(self, meta: Any) -> list[PropertyChange]:
+        """Each changed property, old -> new. ``detailedDiff`` paths are looked up in the old and new inputs (or,
+        for a difference against the old state, ``inputDiff`` false, in the old outputs); without any diff from the
+        engine (a refresh reported by outputs alone), the outputs are compared leaf by leaf."""
+        detailed = meta.detailed_diff or {}
+        keys = set(meta.keys or [])
+        if detailed or meta.diffs:
+            paths = list(detailed) or list(dict.fromkeys(meta.diffs or []))
+            changes = []
+            for path in paths:
+                item = detailed.get(path)
+                kind = str(getattr(item.diff_kind, "value", item.diff_kind)) if item is not None else ""
+                from_inputs = item is None or item.input_diff
+                # a refresh's diff is the provider's diff inverted: its "new" side is what was read back
+                new_side = "inputs" if from_inputs or not self.refresh else "outputs"
+                old = _at(_side(meta.old, "inputs" if from_inputs else "outputs"), path)
+                new = _at(_side(meta.new, new_side), path) if meta.new is not None else None
+                top = _PATH_PART.findall(path)[0] if path else ("", "", "")
+                changes.append(PropertyChange(path, old, new, kind.endswith("-replace") or (
+                    top[0] or top[2]) in keys))
+            return changes
+        before = _leaves(_side(meta.old, "outputs"))
+        after = _leaves(_side(meta.new, "outputs"))
+        return [PropertyChange(path, before.get(path), after.get(path))
+                for path in [*before, *(p for p in after if p not in before)] if before.get(path) != after.get(path)]
 
     def resource_changes(self) -> list[ResourceChange]:
         """Every resource the engine stepped through, in the order it did (the stack resource left out)."""

@@ -7,6 +7,7 @@ The workspace installs it in the engine it opens (``ode plan``, ``ode up``, ``od
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from .clock import Clock, utcnow
 from .contracts import ContractLibrary
 from .engines import ResourceChange, StackSpec
-from .policy import Policies, PolicyViolationError, Res, bounds_for, resources_from
+from .policy import Policies, PolicyViolationError, Res, bounds_for, environment_view, resources_from
 
 #: The CrossGuard pack in a source checkout (``pulumi up --policy-pack policies``).
 POLICY_PACK = Path(__file__).resolve().parents[2] / "policies"
@@ -55,6 +56,9 @@ class PolicyGate:
         self.state_dir = Path(state_dir)
         self.clock = clock
         self._policies: dict[str, Policies] = {}
+        #: The stacks this gate has checked, per environment: what environment rules see of the stacks before.
+        self._seen: dict[str, dict[str, tuple[list[Res], dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
 
     def policies(self, env: str) -> Policies:
         if env not in self._policies:
@@ -66,8 +70,20 @@ class PolicyGate:
             return
         views = resources_from(resources) if resources is not None else \
             preview_stack(spec, self.library).resources
-        violations = self.policies(spec.settings_env).check_stack(spec.context, views, spec.upstream,
-                                                                  stack=spec.stack_name)
+        policies = self.policies(spec.settings_env)
+        violations = policies.check_stack(spec.context, views, spec.upstream, stack=spec.stack_name)
+        # Environment rules over this stack and those checked before it in this environment: hops into a stack
+        # this gate has not seen are not judged (``ode check`` sees them all).
+        with self._lock:  # engines run stacks in threads
+            seen = self._seen.setdefault(spec.env, {})
+            seen[spec.context] = (views, {k: dict(v) for k, v in spec.upstream.items()})
+            stacks = {c: r for c, (r, _) in seen.items()}
+            produced: dict[str, dict[str, Any]] = {}
+            for _, upstream in seen.values():
+                for producer, interfaces in upstream.items():
+                    produced.setdefault(producer, {}).update(interfaces)
+        view = environment_view(self.library, spec.settings_env, stacks, produced, [spec.context])
+        violations += policies.check_environment(view, [spec.context], {spec.context: spec.stack_name})
         blocking = [v for v in violations if v.blocking]
         if blocking:
             raise PolicyViolationError(spec.stack_name, blocking)

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.constraints import AccountQuotas, library_errors  # AWS refusals beyond one settings model
 from components.kinds import KINDS
 
 from ._versions import Version, VersionRange
@@ -375,6 +376,9 @@ class Environment(_Input):
                                            "repositories. Environments made on demand follow their base.")
     events: EventsSetting | None = Field(None, description="Lifecycle events of this environment (and of those "
                                          "made on demand from it) go to this EventBridge bus.")
+    # ode check (aws-combinations) and ode validate read the account's quotas from here.
+    quotas: AccountQuotas = Field(default_factory=AccountQuotas,  # type: ignore[arg-type]
+                                  description="The account's quotas where they differ from AWS's defaults.")
 
     _policies = field_validator("policies", mode="before")(check_policies)
 
@@ -895,6 +899,12 @@ class ContractLibrary:
                     errors.append(ContractError(ENVIRONMENTS_FILE, _line_of(self.root / ENVIRONMENTS_FILE, (
                         "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]",
                         f"context {reused!r} does not exist{did_you_mean(reused, self.contexts)}"))
+        # AWS's refusals that one settings model cannot show: files (a Dockerfile's EXPOSE), other contexts (the
+        # network an attached context needs), names made from the project, account quotas.
+        for owner, loc, message in library_errors(self, env_names):
+            where = self.files.get(owner) if owner is not None else self.root / ENVIRONMENTS_FILE
+            errors.append(ContractError(self.label(owner) if owner is not None else ENVIRONMENTS_FILE,
+                                        _line_of(where, loc) if where else None, _field_path(loc), message))
         for cycle in deploy_cycles(self):
             consumer, needed = cycle[0], cycle[1]
             index = next(i for i, c in self.contexts[consumer].numbered_consumes() if c.context == needed)

@@ -235,7 +235,8 @@ def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = Fal
     except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
         raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
     resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
-                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs)
+                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs,
+                                outputs=r.outputs)
                  for r in recording.resources]
     return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
                       resources=resources)

@@ -47,7 +47,7 @@ from ._base import (
 )
 
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
-_NOT_STORED = ("op", "checked_inputs", "diff", "urn")
+_NOT_STORED = ("op", "checked_inputs", "diff", "urn", "outputs")
 #: Top-level inputs whose change makes AWS replace the resource rather than update it (names, keys, placement).
 _REPLACES = frozenset({"name", "bucket", "functionName", "tableName", "hashKey", "rangeKey", "fifoQueue",
                        "cidrBlock", "vpcId", "availabilityZone", "engine", "roleName", "topic", "namePrefix"})

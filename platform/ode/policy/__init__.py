@@ -9,23 +9,42 @@ functions in-process over each stack's recorded resources::
     violations = policies.check_stack("orders", resources, upstream)     # levels, configuration and waivers applied
     report = Report("prod", violations); report.ok; report.to_sarif()
 
-Three scopes (``ode.policy_spec.RULES`` says which rule has which): resource rules see one resource, stack rules
-see a stack's whole resource graph, library rules see the contracts.
+Four scopes (``ode.policy_spec.RULES`` says which rule has which): resource rules see one resource, stack rules
+see a stack's whole resource graph, library rules see the contracts, environment rules see every stack of an
+environment at once (``policies.check_environment(view)``, the edges between contexts)::
+
+    view = environment_view(library, "prod", {"orders": resources, ...}, outputs)
+    violations = policies.check_environment(view)
 """
 
+from ._environment import ENVIRONMENT_RULES, edges_of, environment_findings, environment_view, view_from_bounds
 from ._evaluate import Policies, PolicyViolationError, Report, Violation, resources_from
 from ._library_rules import LIBRARY_RULES, cross_account_consumption, no_plaintext_secrets, secret_kinds
-from ._model import Bounds, Consumed, Res, Statement, action_exists, provider_default_tags, star_only, statements
+from ._model import (
+    Bounds,
+    Consumed,
+    Edge,
+    EnvView,
+    Res,
+    Statement,
+    action_exists,
+    provider_default_tags,
+    star_only,
+    statements,
+)
 from ._pack import crossguard_policies
 from ._resource_rules import RESOURCE_RULES
 from ._stack_rules import STACK_RULES, bounds_for, resource_findings
 
 __all__ = [
+    "ENVIRONMENT_RULES",
     "LIBRARY_RULES",
     "RESOURCE_RULES",
     "STACK_RULES",
     "Bounds",
     "Consumed",
+    "Edge",
+    "EnvView",
     "Policies",
     "PolicyViolationError",
     "Report",
@@ -36,6 +55,9 @@ __all__ = [
     "bounds_for",
     "cross_account_consumption",
     "crossguard_policies",
+    "edges_of",
+    "environment_findings",
+    "environment_view",
     "no_plaintext_secrets",
     "provider_default_tags",
     "resource_findings",
@@ -43,4 +65,5 @@ __all__ = [
     "secret_kinds",
     "star_only",
     "statements",
+    "view_from_bounds",
 ]

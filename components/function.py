@@ -55,13 +55,19 @@ def merge_environment(settings_env: dict[str, str], injected: dict[str, pulumi.I
     return {**settings_env, **injected}
 
 
+#: Tag of a function the platform adds for its own work, and what it is for (``publish-events``).
+PURPOSE_TAG = "ode:purpose"
+
+
 def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: str, settings: FunctionSettings,
              environment: dict[str, pulumi.Input[Any]], statements: pulumi.Input[list[dict[str, Any]]],
              network: Grant | None, monitor: Monitor, asynchronous: bool = False,
-             code_dir: str | Path | None = None, handler: str | None = None) -> aws.lambda_.Function:
+             code_dir: str | Path | None = None, handler: str | None = None,
+             purpose: str | None = None) -> aws.lambda_.Function:
     """A function running the team's code in ``code_dir`` (entry point ``handler``, default the settings' handler)
     or else ``components/handlers/<module>/index.py``, allowed ``statements`` and nothing else from other
-    contexts."""
+    contexts. ``purpose`` tags a function of the platform's own (``publish-events``: it only puts the context's
+    events on the bus), so that the rules do not expect it to use what the context consumes."""
     base = f"{parent._name}-{role}"  # noqa: SLF001
     opts = pulumi.ResourceOptions(parent=parent)
     fn_name = identity.name(role, "lambda")
@@ -107,7 +113,8 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
         memory_size=settings.memory_mb, timeout=settings.timeout_s,
         reserved_concurrent_executions=settings.reserved_concurrency,
         environment={"variables": variables}, tracing_config={"mode": "Active"},
-        logging_config={"log_format": "JSON", "log_group": logs.name}, tags=identity.tags(),
+        logging_config={"log_format": "JSON", "log_group": logs.name},
+        tags=identity.tags(**({PURPOSE_TAG: purpose} if purpose else {})),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, logs]), **extra)
     for metric in ("Errors", "Throttles"):
         storage.alarm(identity, parent, f"{role}-{metric.lower()}", namespace="AWS/Lambda", metric=metric,

@@ -109,7 +109,8 @@ class Workflow(pulumi.ComponentResource):
         publisher = function(ident, self, PUBLISHER, module="workflow", settings=builtin,
                              environment={**env, "STEP_NAME": PUBLISHER},
                              statements=grant_statements([bus]), network=args.network,
-                             handler="index.publish", monitor=monitor) if emits and bus is not None else None
+                             handler="index.publish", monitor=monitor, purpose="publish-events",
+                             ) if emits and bus is not None else None
         logs = storage.log_group(ident, self, "states", f"/aws/vendedlogs/states/{ident.name('sm', 400)}",
                                  settings.log_retention_days)
         role = aws.iam.Role(f"{name}-states-role", name=ident.name("states", "iam-role"),

@@ -406,10 +406,11 @@ def test_an_unknown_rule_or_level_in_environments_is_an_error(tmp_path: Path) ->
 
 
 def test_every_rule_is_documented_and_implemented_once() -> None:
-    from ode.policy import LIBRARY_RULES
+    from ode.policy import ENVIRONMENT_RULES, LIBRARY_RULES
 
-    implemented = [*RESOURCE_RULES, *STACK_RULES, *LIBRARY_RULES]
-    assert sorted(implemented) == sorted(RULES) and len(implemented) == len(set(implemented)) == 17
+    implemented = [*RESOURCE_RULES, *STACK_RULES, *LIBRARY_RULES, *ENVIRONMENT_RULES]
+    assert sorted(implemented) == sorted(RULES) and len(implemented) == len(set(implemented)) == 21
+    assert all(RULES[r].scope == "environment" for r in ENVIRONMENT_RULES)
     assert all(r.help and r.description for r in RULES.values())
 
 
@@ -441,8 +442,10 @@ def test_the_pack_runs_the_same_rule_functions() -> None:
         StackValidationArgs,
     )
 
+    from ode.policy import ENVIRONMENT_RULES
+
     policies = {p.name: p for p in crossguard_policies()}
-    assert sorted(policies) == sorted([*RESOURCE_RULES, *STACK_RULES])
+    assert sorted(policies) == sorted([*RESOURCE_RULES, *STACK_RULES, *ENVIRONMENT_RULES])
     opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
     group = ResourceValidationArgs("aws:cloudwatch/logGroup:LogGroup", {"name": "/x", "retentionInDays": 30},
                                    "urn:pulumi:dev::shop::aws:cloudwatch/logGroup:LogGroup::g", "g", opts, None,

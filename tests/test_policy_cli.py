@@ -138,8 +138,9 @@ def test_sarif_is_valid_sarif_2_1_0_located_at_the_contract(sample_library: Path
     jsonschema.Draft4Validator(json.loads(SCHEMA.read_text())).validate(sarif)
     run = sarif["runs"][0]
     rules = run["tool"]["driver"]["rules"]
-    assert len(rules) == 17 and all(r["help"]["text"] for r in rules)
-    assert len({r["id"] for r in rules}) == 17
+    assert len(rules) == 21 and all(r["help"]["text"] for r in rules)
+    assert {"contract-reachable", "ingress-reachable"} <= {r["id"] for r in rules}
+    assert len({r["id"] for r in rules}) == 21
     catalog = [r for r in run["results"] if r["ruleId"] == "log-retention"]
     assert catalog and catalog[0]["level"] == "error"
     location = catalog[0]["locations"][0]["physicalLocation"]

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from components._emits import DEFAULT_ROUTE
+from components.constraints import AccountQuotas
 from components.kinds import KINDS
 
 from .policies import RuleSetting, Waiver, check_policies
@@ -377,6 +378,9 @@ class Environment(_Input):
                                            "repositories. Environments made on demand follow their base.")
     events: EventsSetting | None = Field(None, description="Lifecycle events of this environment (and of those "
                                          "made on demand from it) go to this EventBridge bus.")
+    # ode check (aws-combinations) and ode validate read the account's quotas from here.
+    quotas: AccountQuotas = Field(default_factory=AccountQuotas,  # type: ignore[arg-type]
+                                  description="The account's quotas where they differ from AWS's defaults.")
 
     _policies = field_validator("policies", mode="before")(check_policies)
 

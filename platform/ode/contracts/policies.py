@@ -17,8 +17,9 @@ from pydantic.json_schema import JsonSchemaValue
 Level = Literal["mandatory", "advisory", "disabled"]
 LEVELS: tuple[str, ...] = ("mandatory", "advisory", "disabled")
 
-#: Where a rule looks: at one resource, at a stack's resource graph, or at the contracts library.
-Scope = Literal["resource", "stack", "library"]
+#: Where a rule looks: at one resource, at a stack's resource graph, at the contracts library, or at every stack of
+#: an environment at once (the edges between contexts).
+Scope = Literal["resource", "stack", "library", "environment"]
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,49 @@ RULES: dict[str, RuleInfo] = {
                  {"minimum_days": 7}),
         RuleInfo("aws-value-constraints", "mandatory", "resource",
                  "Values are inside AWS's enums and limits.",
-                 "Settings that reach AWS APIs (Lambda runtime, memory and timeout, name lengths, log retention "
-                 "days, billing modes, ...) are checked against botocore's service models, so a value AWS would "
-                 "refuse fails before the deploy rather than half-way through it."),
+                 "Every input that reaches an AWS API is checked against botocore's service models and against "
+                 "AWS's resource schemas as the CloudFormation linter ships them (patterns, enums, lengths, ranges "
+                 "and item counts botocore lacks, such as the characters EC2 accepts in a security group "
+                 "description), plus what AWS refuses beyond both: Lambda's reserved environment variable names "
+                 "and 4 KB of variables, runtimes closed to new functions (judged against today), a batching "
+                 "window or more than 10 messages from a FIFO queue, a FIFO target without a message group, "
+                 "queue names and dead-letter queues of the wrong type. A value AWS would refuse fails before the "
+                 "deploy rather than half-way through it."),
+        RuleInfo("runtime-deprecation", "advisory", "resource",
+                 "Lambda runtimes are not deprecated.",
+                 "A function's runtime is past its deprecation date but AWS still creates functions on it: move "
+                 "to its successor before the block date (the dates are AWS's, as the CloudFormation linter keeps "
+                 "them; after the block date aws-value-constraints refuses the runtime)."),
+        RuleInfo("aws-combinations", "mandatory", "environment",
+                 "Resources together stay within what AWS accepts.",
+                 "Across the stacks of an environment: a load balancer's subnets are /27 or larger with 8 free "
+                 "addresses and span two zones; subnets lie inside their VPC and do not overlap; private DNS on an "
+                 "endpoint needs a VPC with DNS support and hostnames, and one per service; an ENI's subnets and "
+                 "security groups share one VPC, at most 5 groups; reserved concurrency leaves the account's 100 "
+                 "unreserved executions (of `quotas.lambda_concurrency` in environments.yaml, default 1,000); a "
+                 "queue hides a message at least as long as its function's timeout; Fargate targets are `ip`; a "
+                 "security group's rules are either inline or separate resources, never both in one direction."),
+        RuleInfo("contract-reachable", "mandatory", "environment",
+                 "Every consumes edge can really be used by the consumer's compute.",
+                 "For each `consumes` entry, over the planned resources of the whole environment: a network path "
+                 "from each function and task of the consumer (outside a VPC; the same VPC with security groups "
+                 "admitting each other; a VPC endpoint with private DNS, or a gateway endpoint in its route tables; "
+                 "or NAT egress with an egress rule), auth it can perform (the IAM grant; for AWS_IAM routes code "
+                 "that signs with SigV4: a function, or tasks running the team's own image, built from "
+                 "`settings.build` or kept in the account's private ECR), and the producer's permission (the queue "
+                 "policy admitting the event rule, the Lambda permission for API Gateway or EventBridge). Event "
+                 "subscriptions are edges: rule on the bus, target, its permission, event source mapping. A "
+                 "network attachment covers what the compute needs to start (image pull, logs, its own tables "
+                 "and buckets). A finding names consumer, producer, interface and the missing hop."),
+        RuleInfo("ingress-reachable", "mandatory", "environment",
+                 "A public http-api is reachable from the internet, and nothing else is.",
+                 "A container-service with `settings.public: true` is served over HTTPS: CloudFront in front of "
+                 "an internet-facing load balancer in public subnets (a route to an internet gateway) whose "
+                 "security group admits CloudFront's origin-facing managed prefix list, with a listener forwarding "
+                 "to the service; or an HTTPS listener with a certificate. Nothing else is: no other load "
+                 "balancer is internet-facing, no security group admits 0.0.0.0/0 or ::/0 (a public load "
+                 "balancer behind CloudFront admits only its prefix list), every API Gateway route and function "
+                 "URL requires authorization (AWS_IAM or an authorizer), no task gets a public IP."),
         RuleInfo("tracing-permissions", "mandatory", "stack",
                  "Active tracing comes with the X-Ray actions.",
                  "A Lambda function with tracing mode Active, or a state machine with tracing enabled, needs "

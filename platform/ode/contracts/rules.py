@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from components.constraints import library_errors  # AWS refusals beyond one settings model
 from components.kinds import KINDS
 
 from .cycles import deploy_cycles
@@ -46,6 +47,9 @@ RULES: dict[str, str] = {
                           "consumes one with access `publish`)",
     "reused-context": "each context of `ephemeral.reuse` exists",
     "deploy-cycle": "deploy edges form no cycle",
+    "aws-refusal": "nothing AWS would refuse at deploy time that the contracts already show (a port the Dockerfile "
+                   "does not expose, a network that cannot carry what attaches to it, names made from the project, "
+                   "account quotas)",
 }
 
 
@@ -154,6 +158,12 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
                 errors.append(ContractError(ENVIRONMENTS_FILE, line_of(library.root / ENVIRONMENTS_FILE, (
                     "ephemeral", "reuse", i)), f"ephemeral.reuse[{i}]",
                     f"context {reused!r} does not exist{did_you_mean(reused, library.contexts)}", "reused-context"))
+    # AWS's refusals that one settings model cannot show: files (a Dockerfile's EXPOSE), other contexts (the
+    # network an attached context needs), names made from the project, account quotas.
+    for owner, loc, message in library_errors(library, env_names):
+        where = library.files.get(owner) if owner is not None else library.root / ENVIRONMENTS_FILE
+        errors.append(ContractError(library.label(owner) if owner is not None else ENVIRONMENTS_FILE,
+                                    line_of(where, loc) if where else None, field_path(loc), message, "aws-refusal"))
     for cycle in deploy_cycles(deploy_needs(library)):
         consumer, needed = cycle[0], cycle[1]
         index = next(i for i, c in library.contexts[consumer].numbered_consumes() if c.context == needed)

@@ -302,6 +302,9 @@ class RecordedResource:
     dependencies: list[str] = field(default_factory=list)
     #: The inputs with secret values in place, for in-process policy rules only: never written or printed.
     checked_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: What the mocks answered (``id`` and computed outputs such as ``arn``), for in-process policy rules that
+    #: follow references between resources (a subnet id to its subnet): never written or printed.
+    outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -344,10 +347,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             for deps in request.propertyDependencies.values():
                 urns.update(deps.urns)
             depends = sorted({self._names[u] for u in urns if u in self._names} - {request.name})
+            registered = self.resources.get(response.urn)
+            outputs = {**plain(unwrap(dict(registered.state or {}))), "id": registered.id} if registered else None
             self.recording.resources.append(RecordedResource(
                 type=request.type, name=request.name, parent=parent, inputs=plain(dict(inputs)),
                 protect=bool(request.protect), retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
-                custom=bool(request.custom), dependencies=depends, checked_inputs=plain(unwrap(dict(inputs)))))
+                custom=bool(request.custom), dependencies=depends, checked_inputs=plain(unwrap(dict(inputs))),
+                outputs=outputs))
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802

@@ -30,6 +30,9 @@ class ResourceChange:
     dependencies: list[str] = field(default_factory=list)
     #: The inputs with secret values in place, for in-process policy rules only: never written or printed.
     checked_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: The id and computed outputs where the engine knows them in memory (the simulated engine's mocks), for
+    #: in-process policy rules that follow references between resources: never written or printed.
+    outputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     #: For an update or a replacement (or a drifted resource): each changed property, secrets masked.
     diff: list[PropertyChange] = field(default_factory=list)
     #: The resource's URN, where the engine knows it (the pulumi engine's events carry it).

@@ -90,7 +90,7 @@ class PulumiEngine:
         self._passphrase = passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE") or self._stored_passphrase()
         self.env_vars = dict(env_vars or {})
         self.command = self._command()
-        #: The policy gate (``ode.cli_check.PolicyGate``): checks a stack before the CLI sees it, and gives the CLI
+        #: The policy gate (``ode.policy.gate.PolicyGate``): checks a stack before the CLI sees it, and gives the CLI
         #: the policy pack to run as well.
         self.gate: Any = None
         #: Stacks whose last refresh-preview here found drift: their next ``up`` refreshes first (``up --refresh``).

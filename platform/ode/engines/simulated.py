@@ -53,7 +53,7 @@ __all__ = ["DRIFT_TAG", "ProgramRun", "SimulatedEngine", "property_diff", "recor
            "synthesize_outputs"]
 
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
-_NOT_STORED = ("op", "checked_inputs", "diff", "urn")
+_NOT_STORED = ("op", "checked_inputs", "diff", "urn", "outputs")
 #: Top-level inputs whose change makes AWS replace the resource rather than update it (names, keys, placement).
 #: Beside names: a target group's port, a task definition's containers and sizes (a new revision), a load balancer's
 #: scheme, an ECS service's cluster and launch type, a route's destination, a NAT gateway's address and subnet, an
@@ -437,7 +437,8 @@ def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = Fal
     except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
         raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
     resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
-                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs)
+                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs,
+                                outputs=r.outputs)
                  for r in recording.resources]
     return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
                       resources=resources)

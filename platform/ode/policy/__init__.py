@@ -12,8 +12,12 @@ functions in-process over each stack's recorded resources::
 The gate that runs the mandatory rules before an engine previews or deploys a stack is :mod:`ode.policy.gate`;
 ``ode check`` over a whole environment is :func:`ode.policy.environment.check_environment`.
 
-Three scopes (``ode.contracts.policies.RULES`` says which rule has which): resource rules see one resource, stack rules
-see a stack's whole resource graph, library rules see the contracts.
+Four scopes (``ode.contracts.policies.RULES`` says which rule has which): resource rules see one resource, stack
+rules see a stack's whole resource graph, library rules see the contracts, environment rules see every stack of an
+environment at once (``policies.check_environment(view)``, the edges between contexts)::
+
+    view = environment_view(library, "prod", {"orders": resources, ...}, outputs)
+    violations = policies.check_environment(view)
 """
 
 from __future__ import annotations
@@ -22,31 +26,48 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers see; at run time each name is imported on first use (see __getattr__)
+    from ._environment import ENVIRONMENT_RULES, edges_of, environment_findings, environment_view, view_from_bounds
     from ._evaluate import Policies, PolicyViolationError, Report, Violation, resources_from
     from ._library_rules import LIBRARY_RULES, cross_account_consumption, no_plaintext_secrets, secret_kinds
-    from ._model import Bounds, Consumed, Res, Statement, action_exists, provider_default_tags, star_only, statements
+    from ._model import (
+        Bounds,
+        Consumed,
+        Edge,
+        EnvView,
+        Res,
+        Statement,
+        action_exists,
+        provider_default_tags,
+        star_only,
+        statements,
+    )
     from ._pack import crossguard_policies
     from ._resource_rules import RESOURCE_RULES
     from ._stack_rules import STACK_RULES, bounds_for, resource_findings
 
 #: Public name -> the module of this package that defines it.
 _WHERE = {
+    **dict.fromkeys(("ENVIRONMENT_RULES", "edges_of", "environment_findings", "environment_view", "view_from_bounds"),
+                    "._environment"),
     **dict.fromkeys(("Policies", "PolicyViolationError", "Report", "Violation", "resources_from"), "._evaluate"),
     **dict.fromkeys(("LIBRARY_RULES", "cross_account_consumption", "no_plaintext_secrets", "secret_kinds"),
                     "._library_rules"),
-    **dict.fromkeys(("Bounds", "Consumed", "Res", "Statement", "action_exists", "provider_default_tags", "star_only",
-                     "statements"), "._model"),
+    **dict.fromkeys(("Bounds", "Consumed", "Edge", "EnvView", "Res", "Statement", "action_exists",
+                     "provider_default_tags", "star_only", "statements"), "._model"),
     "crossguard_policies": "._pack",
     "RESOURCE_RULES": "._resource_rules",
     **dict.fromkeys(("STACK_RULES", "bounds_for", "resource_findings"), "._stack_rules"),
 }
 
 __all__ = [
+    "ENVIRONMENT_RULES",
     "LIBRARY_RULES",
     "RESOURCE_RULES",
     "STACK_RULES",
     "Bounds",
     "Consumed",
+    "Edge",
+    "EnvView",
     "Policies",
     "PolicyViolationError",
     "Report",
@@ -57,6 +78,9 @@ __all__ = [
     "bounds_for",
     "cross_account_consumption",
     "crossguard_policies",
+    "edges_of",
+    "environment_findings",
+    "environment_view",
     "no_plaintext_secrets",
     "provider_default_tags",
     "resource_findings",
@@ -64,6 +88,7 @@ __all__ = [
     "secret_kinds",
     "star_only",
     "statements",
+    "view_from_bounds",
 ]
 
 

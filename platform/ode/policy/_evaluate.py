@@ -16,8 +16,9 @@ from ..clock import Clock, utcnow
 from ..contracts import ContractLibrary
 from ..contracts.policies import RULES, Level, RuleInfo
 from ..engines.protocol import EngineError
+from ._environment import environment_findings
 from ._library_rules import LIBRARY_RULES
-from ._model import Bounds, Res, provider_default_tags
+from ._model import Bounds, EnvView, Res, provider_default_tags
 from ._stack_rules import Finding, bounds_for, resource_findings
 
 
@@ -73,13 +74,16 @@ _RULE_SETTINGS = {"log-retention": "log_retention_days", "alarms": "alarm_topic_
 #: Resource inputs that come straight from a contract setting (a value out of AWS's limits is located there).
 _INPUT_SETTINGS = {"runtime": "runtime", "memorySize": "memory_mb", "timeout": "timeout_s",
                    "reservedConcurrentExecutions": "reserved_concurrency", "retentionInDays": "log_retention_days",
-                   "batchSize": "batch_size", "desiredCount": "desired_count"}
+                   "batchSize": "batch_size", "desiredCount": "desired_count", "environment": "environment",
+                   "maximumBatchingWindowInSeconds": "batching_window_s", "handler": "handler",
+                   "architectures": "architecture"}
 
 
 def _setting_of(rule: str, message: str) -> str | None:
     """The contract setting a finding comes from, where the rule or the input it names says so."""
     if rule == "aws-value-constraints":
-        return next((setting for name, setting in _INPUT_SETTINGS.items() if f": {name} " in message), None)
+        return next((setting for name, setting in _INPUT_SETTINGS.items()
+                     if any(f": {name}{end}" in message for end in (" ", ".", ":", "["))), None)
     return _RULE_SETTINGS.get(rule)
 
 
@@ -98,6 +102,13 @@ class Policies:
         for rule, info in RULES.items():
             self.settings[rule] = self._setting(info)
         self._lines: dict[tuple[str, tuple[str | int, ...]], int | None] = {}
+        # What rules read beside their configuration: today's date from ode's clock (runtimes closed to new
+        # functions) and the account's quotas from environments.yaml.
+        quotas = getattr(self.place, "quotas", None)
+        self.evaluated: dict[str, tuple[Level, dict[str, Any]]] = {
+            rule: (level, {**cfg, "today": self.today,
+                           **({"account_concurrency": quotas.lambda_concurrency} if quotas is not None else {})})
+            for rule, (level, cfg) in self.settings.items()}
 
     def _setting(self, info: RuleInfo) -> tuple[Level, dict[str, Any]]:
         given = self.place.policies.get(info.id)
@@ -115,6 +126,11 @@ class Policies:
             config[rule] = {"enforcementLevel": effective, **cfg}
         if bounds is not None:
             config["iam-least-privilege"]["bounds"] = bounds.to_dict()
+            config["contract-reachable"]["bounds"] = bounds.to_dict()
+        # The stack view of ingress-reachable: whether this context asks to be public.
+        ctx = self.library.contexts[context]
+        config["ingress-reachable"].update(context=context, component=ctx.component,
+                                           public=bool(ctx.settings_for(self.env).get("public")))
         return config
 
     def _waivers(self, context: str) -> list[Any]:
@@ -176,8 +192,24 @@ class Policies:
         findings = self.library_findings(context) if library_rules else []
         if resources is not None:
             bounds = bounds_for(self.library, context, upstream or {})
-            findings.extend(resource_findings(resources, self.settings, bounds))
+            findings.extend(resource_findings(resources, self.evaluated, bounds))
         return self.apply(stack or f"{self.env}.{context}", context, findings)
+
+    def check_environment(self, view: EnvView, contexts: Iterable[str] | None = None,
+                          stacks: Mapping[str, str] | None = None) -> list[Violation]:
+        """The environment rules over ``view`` (every previewed stack of the environment), as violations of the
+        contexts they are reported on (only ``contexts`` where given; ``stacks`` names their stacks)."""
+        wanted = set(contexts) if contexts is not None else None
+        by_context: dict[str, list[Finding]] = {}
+        for rule, (context, res, message, setting) in environment_findings(view, self.evaluated):
+            if context not in self.library.contexts or (wanted is not None and context not in wanted):
+                continue
+            by_context.setdefault(context, []).append((rule, res, message, setting))
+        out: list[Violation] = []
+        for context, found in by_context.items():
+            stack = (stacks or {}).get(context) or f"{self.env}.{context}"
+            out.extend(self.apply(stack, context, found))
+        return out
 
 
 def resources_from(changes: Iterable[Any]) -> list[Res]:
@@ -191,7 +223,7 @@ def resources_from(changes: Iterable[Any]) -> list[Res]:
     # Rules judge the real values (a policy naming a secret output's ARN is still a policy): the unmasked inputs
     # where the engine kept them in memory, never anything written.
     return [Res(c.type, c.name, getattr(c, "checked_inputs", None) or c.inputs, c.parent,
-                getattr(c, "dependencies", None), default_tags) for c in items
+                getattr(c, "dependencies", None), default_tags, getattr(c, "outputs", None) or {}) for c in items
             if not c.type.startswith("pulumi:providers:")]
 
 

@@ -14,8 +14,9 @@ from typing import Any
 @dataclass
 class Res:
     """One resource as a rule sees it: Pulumi type token, logical name, inputs (camelCase, as the engine and
-    CrossGuard give them), the parent's name, the names it depends on (None when the engine did not record them)
-    and the tags its provider adds to every resource."""
+    CrossGuard give them), the parent's name, the names it depends on (None when the engine did not record them),
+    the tags its provider adds to every resource, and its id and computed outputs where the engine knows them
+    (empty otherwise: a rule that follows a reference it cannot resolve judges nothing)."""
 
     type: str
     name: str
@@ -23,11 +24,23 @@ class Res:
     parent: str | None = None
     dependencies: list[str] | None = None
     default_tags: Mapping[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def short_type(self) -> str:
         """``aws:s3/bucket:Bucket`` -> ``Bucket``."""
         return self.type.rsplit(":", 1)[-1]
+
+    @property
+    def id(self) -> str | None:
+        """The provider's id of the resource (``sg-0abc...``), where known."""
+        value = self.outputs.get("id")
+        return str(value) if value else None
+
+    def get(self, key: str) -> Any:
+        """An input, or else a computed output of that name (``arn``, ``dnsName``, ``prefixListId``)."""
+        value = self.props.get(key)
+        return self.outputs.get(key) if value is None else value
 
 
 #: A finding before levels and waivers: (rule, resource or None, message, setting of the contract or None).
@@ -40,7 +53,8 @@ StackRule = Callable[[Sequence[Res], Mapping[str, Any], "Bounds | None"], Iterat
 @dataclass(frozen=True)
 class Consumed:
     """An interface a stack's context consumes: its producer's identifiers (ARNs, names) and the actions its
-    access grants."""
+    access grants; the producer's component kind and its plain outputs of that interface (what the stack view of
+    ``contract-reachable`` follows), where known."""
 
     producer: str
     interface: str
@@ -48,6 +62,9 @@ class Consumed:
     access: str
     identifiers: tuple[str, ...]
     actions: frozenset[str]
+    component: str | None = None
+    outputs: tuple[tuple[str, str], ...] = ()
+    via: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,13 +77,101 @@ class Bounds:
     def to_dict(self) -> dict[str, Any]:
         return {"context": self.context, "consumed": [
             {"producer": c.producer, "interface": c.interface, "kind": c.kind, "access": c.access,
-             "identifiers": list(c.identifiers), "actions": sorted(c.actions)} for c in self.consumed]}
+             "identifiers": list(c.identifiers), "actions": sorted(c.actions), "component": c.component,
+             "outputs": dict(c.outputs), "via": c.via} for c in self.consumed]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Bounds:
         return cls(str(data["context"]), tuple(
             Consumed(c["producer"], c["interface"], c["kind"], c["access"], tuple(c["identifiers"]),
-                     frozenset(c["actions"])) for c in data.get("consumed", [])))
+                     frozenset(c["actions"]), c.get("component"),
+                     tuple(sorted((str(k), str(v)) for k, v in (c.get("outputs") or {}).items())), c.get("via"))
+            for c in data.get("consumed", [])))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What environment rules see: every previewed stack of an environment and the edges between them
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One ``consumes`` entry of an environment, resolved: consumer, producer, interface and access, the producer's
+    component kind and its outputs of that interface (empty where the producer was not previewed), the IAM actions
+    the access grants, the event an implicit bus need serves (``via``) and where the entry stands in the
+    consumer's contract (``consumes[2]``)."""
+
+    consumer: str
+    producer: str
+    interface: str
+    kind: str
+    access: str
+    component: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    actions: frozenset[str] = frozenset()
+    via: str | None = None
+    setting: str | None = None
+    #: The routes the producer's contract declares for an http-api (``GET /products/{id}``).
+    routes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.consumer} -> {self.producer}/{self.interface}"
+
+
+@dataclass
+class EnvView:
+    """An environment as environment rules see it: the resources of each previewed stack by context (a stack
+    that is not here is unknown, and what depends on it is not judged), the edges between contexts, each
+    context's component kind and settings (merged with the environment's overrides)."""
+
+    env: str
+    stacks: dict[str, list[Res]] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    components: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    account: str | None = None
+    region: str | None = None
+    #: Each context's provided interfaces by name, with their kinds.
+    provides: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Each previewed context's outputs, by interface.
+    outputs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by_id: dict[str, Res] | None = None
+        self._owner: dict[int, str] | None = None
+
+    def resources(self) -> Iterator[Res]:
+        for items in self.stacks.values():
+            yield from items
+
+    def by_id(self, rid: Any) -> Res | None:
+        """The resource of any stack with this provider id (or ARN)."""
+        if self._by_id is None:
+            self._by_id = {}
+            for r in self.resources():
+                for key in (r.id, r.outputs.get("arn")):
+                    if key:
+                        self._by_id.setdefault(str(key), r)
+        return self._by_id.get(str(rid)) if rid else None
+
+    def owner(self, res: Res) -> str | None:
+        """The context whose stack holds ``res``."""
+        if self._owner is None:
+            self._owner = {id(r): ctx for ctx, items in self.stacks.items() for r in items}
+        return self._owner.get(id(res))
+
+    def of_type(self, type_token: str, context: str | None = None) -> list[Res]:
+        items = self.stacks.get(context, []) if context is not None else list(self.resources())
+        return [r for r in items if r.type == type_token]
+
+    def public(self, context: str) -> bool:
+        """Whether a context asks to be reachable from the internet (``settings.public``)."""
+        return bool((self.settings.get(context) or {}).get("public"))
+
+
+#: A finding of an environment rule: (context it is reported on, resource or None, message, setting or None).
+EnvFinding = tuple[str, "Res | None", str, "str | None"]
+EnvironmentRule = Callable[[EnvView, Mapping[str, Any]], Iterator[EnvFinding]]
 
 
 # ---------------------------------------------------------------------------------------------------------------

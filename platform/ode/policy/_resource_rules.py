@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._aws_limits import limit_findings, runtime_state, today_of
 from ._model import (
     _RESOURCE_POLICIES,
     Res,
@@ -262,7 +263,45 @@ def _values_at(props: Mapping[str, Any], path: str) -> list[Any]:
 
 
 def aws_value_constraints(res: Res, config: Mapping[str, Any]) -> Iterator[str]:
-    """Values inside AWS's enums and limits, from botocore's service models."""
+    """Values inside AWS's enums and limits: botocore's service models, AWS's resource schemas (as the
+    CloudFormation linter ships them, with what AWS enforces beyond them), and what AWS refuses beyond both
+    (reserved names, aggregate sizes, runtimes closed to new functions, combinations of inputs)."""
+    from ._schemas import schema_findings  # the schemas load on first use
+
+    flagged: set[str] = set()
+    for message in _botocore_findings(res):
+        flagged.add(_input_of(message))
+        yield message
+    seen: set[str] = set()
+    for message in (*schema_findings(res), *limit_findings(res, today_of(config))):
+        # an input botocore already named is not named again from the schemas
+        if _input_of(message) not in flagged and message not in seen:
+            seen.add(message)
+            yield message
+
+
+def _input_of(message: str) -> str:
+    """The input a value finding names (``Function f: timeout 9000 ...`` -> ``timeout``)."""
+    rest = message.split(": ", 1)[1] if ": " in message else message
+    return re.split(r"[ :\[]", rest, maxsplit=1)[0]
+
+
+def runtime_deprecation(res: Res, config: Mapping[str, Any]) -> Iterator[str]:
+    """A Lambda runtime AWS has deprecated but still creates functions on (the refusal after its block date is
+    ``aws-value-constraints``)."""
+    if res.type != "aws:lambda/function:Function" or not res.props.get("runtime"):
+        return
+    runtime = str(res.props["runtime"])
+    state = runtime_state(runtime, today_of(config))
+    if state and state[0] == "deprecated":
+        data = state[1]
+        yield f"Function {res.name}: runtime {runtime!r} was deprecated on {data.get('deprecated')}; AWS blocks " \
+              f"new functions on it from {data.get('create-block') or 'a date not yet announced'}: move to " \
+              f"{data.get('successor') or 'a supported runtime'}"
+
+
+def _botocore_findings(res: Res) -> Iterator[str]:
+    """Values inside the enums and limits of botocore's service models."""
     if res.type == "aws:cloudwatch/logGroup:LogGroup":
         days = _num(res.props.get("retentionInDays"))
         if days and days not in LOG_RETENTION_DAYS:
@@ -298,4 +337,5 @@ RESOURCE_RULES: dict[str, ResourceRule] = {
     "required-tags": required_tags,
     "log-retention": log_retention,
     "aws-value-constraints": aws_value_constraints,
+    "runtime-deprecation": runtime_deprecation,
 }

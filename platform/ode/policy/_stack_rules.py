@@ -383,8 +383,12 @@ def bounds_for(library: ContractLibrary, context: str, upstream: Mapping[str, Ma
         identifiers = tuple(str(v) for key, v in outputs.items() if isinstance(v, str) and len(v) > 3
                             and key in ("arn", "name", "execution_arn", "bus_arn", "bus_name", "url", "id")
                             and (link.producer, link.interface, key) not in secret)
+        plain = tuple(sorted((str(key), str(v)) for key, v in outputs.items() if isinstance(v, str)
+                             and (link.producer, link.interface, key) not in secret))
+        producer = library.contexts.get(link.producer)
         consumed.append(Consumed(link.producer, link.interface, link.kind, link.access, identifiers,
-                                 frozenset(ACTIONS.get((link.kind, link.access), ()))))
+                                 frozenset(ACTIONS.get((link.kind, link.access), ())),
+                                 producer.component if producer is not None else None, plain, link.via))
     return Bounds(context, tuple(consumed))
 
 

@@ -16,6 +16,7 @@ from ..contracts import ContractLibrary
 from ..engines.protocol import EngineError
 from ..graph import EnvGraph
 from ..program import StackSpec
+from ._environment import environment_view
 from ._evaluate import Policies, Report
 from ._model import Res
 from .gate import StackRun, preview_stack
@@ -35,13 +36,15 @@ def check_environment(library: ContractLibrary, env: str, contexts: Iterable[str
                       clock: Clock = utcnow,
                       preview: Callable[[StackSpec, ContractLibrary], StackRun] = preview_stack) -> EnvironmentCheck:
     """Check ``env`` (``contexts`` and what they need, or all): every stack's program previewed in dependency
-    order, every rule evaluated with the environment's levels and the contracts' waivers."""
+    order, every rule evaluated with the environment's levels and the contracts' waivers; the environment rules
+    (edges between contexts) over every previewed stack at once."""
     graph = EnvGraph.resolve(library, env)
     if contexts is not None:
         graph = graph.subgraph_for(list(contexts))
     policies = Policies(library, env, clock=clock)
     result = EnvironmentCheck(Report(env))
     produced: dict[str, dict[str, Any]] = {}
+    previewed: dict[str, list[Res]] = {}
     for context in graph.contexts:
         stack = f"{env}.{context}"
         result.stacks.append(stack)
@@ -67,8 +70,13 @@ def check_environment(library: ContractLibrary, env: str, contexts: Iterable[str
             else:
                 result.preview_s += run.seconds
                 produced[context] = run.outputs
-                resources = run.resources
+                resources = previewed[context] = run.resources
         started = time.perf_counter()
         result.report.violations.extend(policies.check_stack(context, resources, upstream, stack=stack))
         result.check_s += time.perf_counter() - started
+    started = time.perf_counter()
+    names = list(graph.contexts)
+    view = environment_view(library, env, previewed, produced, names)
+    result.report.violations.extend(policies.check_environment(view, names, {c: f"{env}.{c}" for c in names}))
+    result.check_s += time.perf_counter() - started
     return result

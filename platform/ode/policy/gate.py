@@ -8,6 +8,7 @@ imported when the first stack is checked: a no-op ``up`` pays nothing for them.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class PolicyGate:
         self.state_dir = Path(state_dir)
         self.clock = clock
         self._policies: dict[str, Policies] = {}
+        #: The stacks this gate has checked, per environment: what environment rules see of the stacks before.
+        self._seen: dict[str, dict[str, tuple[list[Res], dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
 
     def policies(self, env: str) -> Policies:
         """The rules as ``env`` sets them (levels, configuration), read once per environment."""
@@ -71,14 +75,27 @@ class PolicyGate:
         return self._policies[env]
 
     def __call__(self, spec: StackSpec, resources: Sequence[ResourceChange] | None) -> None:
-        from ._evaluate import PolicyViolationError, resources_from  # deferred: see the module's docstring
+        from ._environment import environment_view  # deferred: see the module's docstring
+        from ._evaluate import PolicyViolationError, resources_from
 
         if spec.context not in self.library.contexts:
             return
         views = resources_from(resources) if resources is not None else \
             preview_stack(spec, self.library).resources
-        violations = self.policies(spec.settings_env).check_stack(spec.context, views, spec.upstream,
-                                                                  stack=spec.stack_name)
+        policies = self.policies(spec.settings_env)
+        violations = policies.check_stack(spec.context, views, spec.upstream, stack=spec.stack_name)
+        # Environment rules over this stack and those checked before it in this environment: hops into a stack
+        # this gate has not seen are not judged (``ode check`` sees them all).
+        with self._lock:  # engines run stacks in threads
+            seen = self._seen.setdefault(spec.env, {})
+            seen[spec.context] = (views, {k: dict(v) for k, v in spec.upstream.items()})
+            stacks = {c: r for c, (r, _) in seen.items()}
+            produced: dict[str, dict[str, Any]] = {}
+            for _, upstream in seen.values():
+                for producer, interfaces in upstream.items():
+                    produced.setdefault(producer, {}).update(interfaces)
+        view = environment_view(self.library, spec.settings_env, stacks, produced, [spec.context])
+        violations += policies.check_environment(view, [spec.context], {spec.context: spec.stack_name})
         blocking = [v for v in violations if v.blocking]
         if blocking:
             raise PolicyViolationError(spec.stack_name, blocking)

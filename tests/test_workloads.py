@@ -241,8 +241,8 @@ def test_consumers_of_a_container_api_get_no_meaningless_iam_grant(tmp_path: Pat
                        consumes=[{"context": "web", "interface": "api"}])
     root = write_library(tmp_path / "lib2", [net, web, detached])
     payload = plan(root, tmp_path / "state2", ok=False)
-    error = next(s for s in payload["stacks"] if s["context"] == "detached")["error"]
-    assert "consume the network with access attach" in error
+    error = contract_error(payload, "detached.yaml")
+    assert "consumes[0]" in error and "network" in error, error
 
 
 def test_every_kind_that_runs_code_acts_on_its_subscriptions(dev_plan: tuple[Path, dict[str, Any]]) -> None:
@@ -404,38 +404,62 @@ def test_an_internal_service_stays_in_the_private_subnets_and_admits_the_network
                                                 "aws:ec2/natGateway:NatGateway")]
 
 
-@pytest.mark.parametrize(("net_settings", "web_settings", "consumes", "says"), [
-    ({}, {"public": True, "image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1"}, [],
-     "settings.public: the network net.vpc has no public subnets"),
-    ({}, {}, [], "the default image (no settings.image or settings.build) public.ecr.aws/nginx/"),
-    ({"public_subnets": True}, {"image": "docker.io/library/nginx:1.27"}, [],
-     "settings.image docker.io/library/nginx:1.27 is pulled from outside the private ECR of us-east-1"),
+@pytest.mark.parametrize(("net_settings", "web_settings", "consumes", "field", "says"), [
+    ({}, {"public": True, "image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1"}, [], "settings.public",
+     "public: true needs public subnets, and network net has none"),
+    ({}, {}, [], "settings", "image public.ecr.aws/nginx/nginx-unprivileged:stable is outside the context's own ECR"),
+    ({"public_subnets": True}, {"image": "docker.io/library/nginx:1.27"}, [], "settings.image",
+     "image docker.io/library/nginx:1.27 is outside the context's own ECR (111111111111, us-east-1)"),
     ({}, {"image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1"},
-     [{"context": "api", "interface": "rest", "access": "invoke"}], "api.rest is a public HTTPS endpoint"),
+     [{"context": "api", "interface": "rest", "access": "invoke"}], "consumes[1]",
+     "api/rest is an API Gateway HTTP API, which is only reachable over the internet"),
 ])
 def test_what_a_network_cannot_carry_is_refused_naming_the_setting(tmp_path: Path, net_settings: dict[str, Any],
                                                                    web_settings: dict[str, Any],
-                                                                   consumes: list[dict[str, Any]],
+                                                                   consumes: list[dict[str, Any]], field: str,
                                                                    says: str) -> None:
     api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0", "routes": ["GET /x"]}})
     root = write_library(tmp_path / "lib", [*net_and_service(net_settings, web_settings, consumes), api])
-    error = stack_error(plan(root, tmp_path / "state", ok=False), "web")
-    assert says in error, error
-    assert "nat" in error or "public_subnets" in error  # what to set, on which context
-    assert "Traceback" not in error
+    payload = plan(root, tmp_path / "state", ok=False)
+    # refused before any stack is planned, at the contract: the file, the field, and what to set on which context
+    (error,) = [e for e in payload["errors"] if e["file"].endswith("web.yaml")]
+    assert error["field"] == field and says in error["message"], error
+    assert "nat" in error["message"] or "public_subnets" in error["message"]
+    assert not payload.get("stacks")
+
+
+def contract_error(payload: dict[str, Any], file_name: str) -> str:
+    """The contract errors of one file of a refused plan, as one text."""
+    return "; ".join(f"{e['field']}: {e['message']}" for e in payload["errors"] if e["file"].endswith(file_name))
 
 
 def test_with_nat_a_public_image_and_a_public_api_are_reached_through_it(tmp_path: Path) -> None:
     api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0",
                                                      "routes": ["GET /items/{id}"]}})
-    root = write_library(tmp_path / "lib", [*net_and_service({"nat": "one"}, {}, [
+    # the stock image from ECR Public is pulled through the NAT gateway
+    payload = plan(write_library(tmp_path / "lib", [*net_and_service({"nat": "one"}, {}), api]),
+                   tmp_path / "state")
+    web = {r["name"]: r for r in resources(payload, "web")}
+    assert web["web-task-to-internet"]["inputs"]["cidrIpv4"] == "0.0.0.0/0"
+    # the team's own image (in the account's ECR: it can sign with SigV4) calls the AWS_IAM API through it too
+    ecr = "111111111111.dkr.ecr.us-east-1.amazonaws.com/web:1.0"
+    root = write_library(tmp_path / "lib2", [*net_and_service({"nat": "one"}, {"image": ecr}, [
         {"context": "api", "interface": "rest", "access": "invoke"}]), api])
-    payload = plan(root, tmp_path / "state")
+    payload = plan(root, tmp_path / "state2")
     web = {r["name"]: r for r in resources(payload, "web")}
     assert web["web-task-to-internet"]["inputs"]["cidrIpv4"] == "0.0.0.0/0"
     statements = json.loads(web["web-task-policy"]["inputs"]["policy"])["Statement"]
     (invoke,) = [s for s in statements if s["Action"] == ["execute-api:Invoke"]]
     assert len(invoke["Resource"]) == 1 and invoke["Resource"][0].endswith("/*/GET/items/*")
+
+
+def test_a_stock_image_calling_an_iam_api_is_refused_by_the_gate(tmp_path: Path) -> None:
+    api = context("api", "serverless-api", {"rest": {"kind": "http-api", "version": "1.0.0",
+                                                     "routes": ["GET /items/{id}"]}})
+    root = write_library(tmp_path / "lib", [*net_and_service({"nat": "one"}, {}, [
+        {"context": "api", "interface": "rest", "access": "invoke"}]), api])
+    error = stack_error(plan(root, tmp_path / "state", ok=False), "web")
+    assert "contract-reachable" in error and "web -> api/rest" in error, error
 
 
 def test_a_container_port_change_replaces_the_target_group_without_a_name_collision(tmp_path: Path) -> None:
@@ -483,7 +507,8 @@ def test_a_function_in_the_network_calling_a_public_api_gets_its_own_way_out(tmp
     assert "egress-sg" not in json.dumps(resources(payload, "api"))  # the producer, outside the VPC, needs none
     net["settings"] = {}
     payload = plan(write_library(tmp_path / "lib2", [net, api, caller]), tmp_path / "state2", ok=False)
-    assert "set nat (one or per-az) in the settings of net" in stack_error(payload, "caller")
+    error = contract_error(payload, "caller.yaml")
+    assert "consumes[0]" in error and "no NAT (nat: none)" in error, error
 
 
 def test_a_public_service_is_called_at_its_https_address_without_iam(tmp_path: Path) -> None:

@@ -450,7 +450,8 @@ def compute_of(resources: Sequence[Res]) -> Iterator[Compute]:
         if r.type == "aws:lambda/function:Function":
             vpc = r.props.get("vpcConfig") or {}
             subnets = [str(s) for s in _list(vpc.get("subnetIds"))]
-            tags = r.props.get("tags") if isinstance(r.props.get("tags"), Mapping) else {}
+            raw_tags = r.props.get("tags")
+            tags: Mapping[str, Any] = raw_tags if isinstance(raw_tags, Mapping) else {}
             yield Compute(r, "lambda", _last(r.props.get("role")) or None, subnets or None,
                           [str(g) for g in _list(vpc.get("securityGroupIds"))],
                           purpose=str(tags["ode:purpose"]) if tags.get("ode:purpose") else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_init_writes_a_contract_that_validates_unchanged(tmp_path: Path, kind: s
     assert result.exit_code == 0, result.output
     library = load_library(lib)
     assert library.contexts["billing"].component == kind
-    code = tmp_path / "services" / "billing" / "index.py"
+    code = lib / "services" / "billing" / "src" / "index.py"  # inside the library, next to the contracts
     assert code.exists() == (kind in ("serverless-api", "event-worker", "workflow"))
     if code.exists():
         text = code.read_text()
@@ -67,7 +68,8 @@ def test_init_writes_a_contract_that_validates_unchanged(tmp_path: Path, kind: s
         compile(text, str(code), "exec")
         settings = library.contexts["billing"].settings
         if "code" in KINDS[kind].settings.model_fields:
-            assert (lib / settings["code"]).resolve() == code.parent.resolve()
+            assert settings["code"] == "services/billing/src"  # the sample's convention (orders, storefront)
+    assert not (tmp_path / "services").exists()
 
 
 def test_init_starts_a_new_library(tmp_path: Path) -> None:
@@ -76,7 +78,65 @@ def test_init_starts_a_new_library(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     library = load_library(lib)  # environments.yaml written too: the new library validates as it is
     assert list(library.contexts) == ["billing"] and "dev" in library.environments.environments
-    assert (tmp_path / "services" / "billing" / "index.py").exists()
+    assert (lib / "services" / "billing" / "src" / "index.py").exists()
+
+
+def test_the_sample_docs_and_init_agree_on_where_code_lives() -> None:
+    for name in ("orders", "storefront"):
+        settings = yaml.safe_load((SAMPLE / f"{name}.yaml").read_text())["settings"]
+        assert (settings.get("code") or settings.get("build")).startswith(f"services/{name}")
+    for doc in (SAMPLE.parent / "README.md", SAMPLE.parent / "docs" / "contracts.md"):
+        text = doc.read_text()
+        assert not re.search(r"(code|build): \.\./services|/\.\./services/NAME", text), doc
+        assert "code: services/orders/src" in text, doc
+
+
+@pytest.mark.parametrize("name, kind, interface", [
+    ("bus", "event-bus", "bus"), ("shared-bus", "event-bus", "shared-bus"), ("events", "event-bus", "events-bus"),
+    ("billing", "serverless-api", "billing-api"), ("orders-api", "serverless-api", "orders-api"),
+])
+def test_init_names_the_interface_without_stutter(tmp_path: Path, name: str, kind: str, interface: str) -> None:
+    result = ode("init", name, "--component", kind, "--contracts", str(tmp_path / "lib"))
+    assert result.exit_code == 0, result.output
+    assert list(load_library(tmp_path / "lib").contexts[name].provides) == [interface]
+
+
+def _one_line(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_init_refuses_reserved_names_and_unwritable_places(tmp_path: Path) -> None:
+    lib = tmp_path / "contracts"
+    shutil.copytree(SAMPLE, lib)
+    before = (lib / "environments.yaml").read_text()
+    assert "'environments' is reserved" in _one_line(ode("init", "environments", "--component", "data-store",
+                                                         "--contracts", str(lib)))
+    assert (lib / "environments.yaml").read_text() == before
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    assert "not a folder" in _one_line(ode("init", "x", "--component", "data-store", "--dir", str(a_file)))
+    assert "a-file" in _one_line(ode("init", "x", "--component", "data-store", "--dir", str(a_file / "sub")))
+    assert "/proc" in _one_line(ode("init", "x", "--component", "data-store", "--dir", "/proc/ode-new"))
+    assert "/proc" in _one_line(ode("init", "x", "--component", "event-worker", "--dir", str(tmp_path / "ok"),
+                                    "--code-dir", "/proc/ode-code"))
+    assert not (tmp_path / "ok" / "x.yaml").exists()  # checked before anything is written
+
+
+def test_init_never_writes_through_a_symlink(tmp_path: Path) -> None:
+    lib = tmp_path / "contracts"
+    lib.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    (lib / "billing.yaml").symlink_to(elsewhere / "billing.yaml")  # dangling
+    line = _one_line(ode("init", "billing", "--component", "data-store", "--contracts", str(lib)))
+    assert "billing.yaml" in line and "symlink" in line
+    (lib / "billing.yaml").unlink()
+    (lib / "environments.yaml").symlink_to(elsewhere / "environments.yaml")  # dangling too
+    line = _one_line(ode("init", "billing", "--component", "data-store", "--contracts", str(lib)))
+    assert "environments.yaml" in line and "symlink" in line
+    assert not elsewhere.exists() and not (lib / "billing.yaml").exists()
 
 
 def test_init_refuses_to_overwrite_and_bad_names(tmp_path: Path) -> None:
@@ -292,6 +352,7 @@ def test_import_openapi_rejects_what_is_not_openapi(lib: Path, tmp_path: Path) -
     spec.write_text(ASYNCAPI)
     result = ode("import", "openapi", str(spec), "--context", "billing", "--contracts", str(lib))
     assert result.exit_code == 2 and "not a valid OpenAPI document" in result.stderr
+    assert "ode import asyncapi" in result.stderr
 
 
 def test_import_asyncapi_into_a_library(lib: Path, tmp_path: Path) -> None:
@@ -328,7 +389,7 @@ def test_import_asyncapi_bad_documents(lib: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "bad.yaml" in result.stderr
     spec.write_text("openapi: 3.0.0\n")
     result = ode("import", "asyncapi", str(spec), "--context", "x", "--contracts", str(lib))
-    assert result.exit_code == 2 and "not an AsyncAPI" in result.stderr
+    assert result.exit_code == 2 and "not an AsyncAPI" in result.stderr and "ode import openapi" in result.stderr
 
 
 # -- ode catalog ------------------------------------------------------------------------------------------------
@@ -355,6 +416,24 @@ def test_catalog_backstage() -> None:
     assert apis["orders-OrderPlaced"]["spec"]["type"] == "asyncapi"
     for api in apis.values():
         assert api["spec"]["owner"] and api["spec"]["definition"]
+
+
+def test_catalog_json_goes_to_the_output_file(tmp_path: Path) -> None:
+    target = tmp_path / "catalog.json"
+    result = ode("catalog", "--json", "--output", str(target), "--contracts", str(SAMPLE))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    entities = json.loads(target.read_text())
+    assert {e["kind"] for e in entities} == {"System", "Component", "API"}
+    yaml_target = tmp_path / "catalog.yaml"
+    assert ode("catalog", "--output", str(yaml_target), "--contracts", str(SAMPLE)).exit_code == 0
+    assert list(yaml.safe_load_all(yaml_target.read_text())) == entities
+
+
+def test_catalog_output_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    line = _one_line(ode("catalog", "--output", str(tmp_path / "no" / "such" / "catalog.yaml"),
+                         "--contracts", str(SAMPLE)))
+    assert "does not exist" in line and str(tmp_path / "no" / "such") in line
 
 
 # -- the reference ----------------------------------------------------------------------------------------------

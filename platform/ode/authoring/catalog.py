@@ -15,6 +15,7 @@ from typing import Any
 from components.kinds import KINDS
 
 from ..contracts import ACCESS, ContractLibrary, is_deploy_kind
+from .asyncapi import CHANNEL_KEY
 from .contract_files import as_yaml
 from .openapi import HTTP_METHODS
 
@@ -134,10 +135,32 @@ def _api_definition(library: ContractLibrary, context: str, name: str, iface: An
         doc = {"openapi": "3.0.3", "info": {"title": name, "version": iface.version}, "paths": paths}
         return "openapi", as_yaml(doc)
     if iface.kind == "event":
-        doc = {"asyncapi": "2.6.0", "info": {"title": name, "version": iface.version},
-               "channels": {name: {"subscribe": {"message": {"name": name, "payload": iface.event_schema}}}}}
-        return "asyncapi", as_yaml(doc)
+        return "asyncapi", as_yaml(_asyncapi_definition(name, iface.version, iface.event_schema))
     return f"ode-{iface.kind}", as_yaml(iface.model_dump(by_alias=True, exclude_none=True))
+
+
+def _asyncapi_definition(name: str, version: str, event_schema: dict[str, Any]) -> dict[str, Any]:
+    """An event as an AsyncAPI 2.6 document: on the channels ``ode import asyncapi`` kept in its schema
+    (``x-asyncapi``: address, parameters), else on a channel named after the event."""
+    payload = dict(event_schema)
+    meta = payload.pop(CHANNEL_KEY, None)
+    entries = [e for e in (meta.get("channels") or []) if isinstance(e, dict)] if isinstance(meta, dict) else []
+    channels: dict[str, Any] = {}
+    for entry in entries or [{}]:
+        item: dict[str, Any] = {"subscribe": {"message": {"name": name, "payload": payload}}}
+        parameters = {}
+        for param, spec in (entry.get("parameters") or {}).items():
+            spec = spec if isinstance(spec, dict) else {}
+            schema = dict(spec.get("schema") or {"type": "string"})
+            schema.update({k: spec[k] for k in ("enum", "default", "examples") if k in spec})
+            parameters[param] = {**({"description": spec["description"]} if "description" in spec else {}),
+                                 "schema": schema,
+                                 **({"location": spec["location"]} if "location" in spec else {})}
+        if parameters:
+            item["parameters"] = parameters
+        channels[str(entry.get("address") or entry.get("channel") or name)] = item
+    doc: dict[str, Any] = {"asyncapi": "2.6.0", "info": {"title": name, "version": version}, "channels": channels}
+    return doc
 
 
 def _most_common(values: list[str]) -> str | None:

@@ -16,7 +16,7 @@ from components.kinds import KINDS
 from ..contracts import ENVIRONMENTS_FILE
 from ..errors import UsageError
 from .catalog import FUNCTION_KINDS, settings_table
-from .contract_files import as_yaml, check_kind, check_name
+from .contract_files import as_yaml, check_kind, check_name, make_dirs, write_new
 
 #: What ``ode init`` makes each kind provide, as (interface suffix, interface kind).
 _FIRST_INTERFACE: dict[str, tuple[str, str]] = {
@@ -67,15 +67,33 @@ def {step}(state: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 
+def interface_for(name: str, suffix: str) -> str:
+    """The first interface's name: ``<name>-<suffix>`` (``billing-api``), or the name alone when it already says
+    what the interface is (``bus`` and ``shared-bus`` of an event-bus, not ``bus-bus``)."""
+    return name if name == suffix or name.endswith(f"-{suffix}") else f"{name}-{suffix}"
+
+
 def init_contract(name: str, kind: str, directory: Path, code_dir: Path | None = None,
                   owner: str | None = None) -> list[Path]:
     """Write ``DIRECTORY/NAME.yaml``, a valid contract of ``kind`` (and, for function kinds, a code directory
-    with a handler that uses the injected variables). Returns the files written; never overwrites one."""
+    with a handler that uses the injected variables: ``DIRECTORY/services/NAME/src`` unless ``code_dir``, named
+    from the contract as ``code: services/NAME/src``). Returns the files written; never overwrites one, never
+    writes through a symlink."""
     check_name(name)
     check_kind(kind)
     target = directory / f"{name}.yaml"
-    if target.exists():
-        raise UsageError(f"{target} exists already; ode init never overwrites a contract")
+    environments = directory / ENVIRONMENTS_FILE
+    code = (code_dir or directory / "services" / name / "src") if kind in FUNCTION_KINDS else None
+    # Everything is checked before anything is written: a refusal leaves nothing behind.
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--dir {directory}: not a folder")
+    if target.is_symlink() or target.exists():
+        raise UsageError(f"{target} exists already{' (a symlink)' if target.is_symlink() else ''}; ode init never "
+                         "overwrites a contract")
+    if environments.is_symlink() and not environments.exists():
+        raise UsageError(f"{environments}: a symlink to nothing; ode init does not write through it")
+    if code is not None and ((code / "index.py").exists() or (code / "index.py").is_symlink()):
+        raise UsageError(f"{code / 'index.py'} exists already; ode init never overwrites code")
     suffix, iface_kind = _FIRST_INTERFACE.get(kind, (sorted(KINDS[kind].provides - {"event"})[0],) * 2)
     interface: dict[str, Any] = {"kind": iface_kind, "version": "0.1.0",
                                  "description": f"TODO: what {name} offers through this {iface_kind}."}
@@ -83,23 +101,19 @@ def init_contract(name: str, kind: str, directory: Path, code_dir: Path | None =
         interface["routes"] = [f"GET /{name}", f"POST /{name}"]
     settings: dict[str, Any] = {}
     fields = KINDS[kind].settings.model_fields
-    written: list[Path] = []
-    if kind in FUNCTION_KINDS:
-        code = code_dir or directory.parent / "services" / name
-        if (code / "index.py").exists():
-            raise UsageError(f"{code / 'index.py'} exists already; ode init never overwrites code")
-        code.mkdir(parents=True, exist_ok=True)
+    make_dirs(directory, "--dir")
+    handler_text = None
+    if code is not None:
         what = {"serverless-api": "Answer an API Gateway request.", "event-worker": "Handle a batch of messages.",
                 "workflow": "Run one task of the state machine."}[kind]
-        text = _HANDLER.format(name=name, kind=kind, what=what)
+        handler_text = _HANDLER.format(name=name, kind=kind, what=what)
         if kind == "workflow":
             steps = fields["steps"].get_default(call_default_factory=True) if "steps" in fields else []
             for step in steps if isinstance(steps, list) else []:
                 step_name = step if isinstance(step, str) else getattr(step, "name", None)
                 if isinstance(step_name, str) and step_name.isidentifier():
-                    text += _STEP.format(step=step_name)
-        (code / "index.py").write_text(text)
-        written.append(code / "index.py")
+                    handler_text += _STEP.format(step=step_name)
+        make_dirs(code, "--code-dir")
         if "code" in fields:
             settings["code"] = _relative(code, directory)
         if "handler" in fields:
@@ -113,18 +127,27 @@ def init_contract(name: str, kind: str, directory: Path, code_dir: Path | None =
     }
     if settings:
         contract["settings"] = settings
-    contract["provides"] = {f"{name}-{suffix}": interface}
+    contract["provides"] = {interface_for(name, suffix): interface}
     header = (f"# The contract of the bounded context {name!r}: a {kind} ({KINDS[kind].description}).\n"
               f"# Reference: docs/contracts.md. Its settings, with defaults and limits: `ode components`.\n")
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(header + as_yaml(contract) + _settings_comment(kind, settings))
-    written.insert(0, target)
-    environments = directory / ENVIRONMENTS_FILE
-    if not environments.exists():
-        # A new library: without its environments no contract in it validates.
-        environments.write_text(_ENVIRONMENTS.format(project=_project_name(directory)))
+    write_new(target, header + as_yaml(contract) + _settings_comment(kind, settings))
+    written = [target]
+    if code is not None and handler_text is not None:
+        write_new(code / "index.py", handler_text)
+        written.append(code / "index.py")
+    if write_environments(directory):
         written.append(environments)
     return written
+
+
+def write_environments(directory: Path) -> bool:
+    """Write a first ``environments.yaml`` into a library that has none (without it no contract validates);
+    False when it has one."""
+    environments = directory / ENVIRONMENTS_FILE
+    if environments.exists() or (directory / "environments.yml").exists():
+        return False
+    write_new(environments, _ENVIRONMENTS.format(project=_project_name(directory)))
+    return True
 
 
 _ENVIRONMENTS = """\
@@ -140,10 +163,13 @@ ephemeral:
 
 
 def _project_name(directory: Path) -> str:
+    """A project name from the library's folder (its parent's when the folder is ``contracts``) that AWS takes
+    in every name ode makes of it: lowercase letters, digits and '-', starting with a letter."""
     name = directory.resolve().name
     if name in ("contracts", ""):
         name = directory.resolve().parent.name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:100] or "project"
+    name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24].strip("-")
+    return name if name[:1].isalpha() else f"project-{name}".strip("-")
 
 
 def _settings_comment(kind: str, written: dict[str, Any]) -> str:

@@ -371,10 +371,26 @@ def test_copy_moves_a_registry_both_ways(tmp_path: Path) -> None:
 def test_copy_is_refused_while_a_run_holds_a_lock(backend: Backend, tmp_path: Path) -> None:
     fill(backend.registry)
     run = backend.registry.begin_run("dev", "up", "simulated")
-    with pytest.raises(UsageError, match="dev locked"):
+    with pytest.raises(LockedError, match="'dev' in the source is locked by a live run") as info:
         copy(backend.registry, Registry(tmp_path / "dest"))
+    assert info.value.exit_code == 3
+    assert Registry(tmp_path / "dest").environments() == []  # nothing was written
     backend.registry.end_run(run, "dev", "succeeded")
     assert copy(backend.registry, Registry(tmp_path / "dest")).stacks == 3
+
+
+def test_copy_into_a_registry_where_a_run_is_live_is_refused(backend: Backend, tmp_path: Path) -> None:
+    source = Registry(tmp_path / "laptop")
+    fill(source)
+    fill(backend.registry)
+    before = snapshot(backend.registry)
+    run = backend.registry.begin_run("pr-1", "up", "simulated")
+    with pytest.raises(LockedError, match="'pr-1' in the destination is locked by a live run") as info:
+        copy(source, backend.registry, overwrite=True)
+    assert info.value.exit_code == 3
+    assert snapshot(backend.registry) == before  # the live run's records are as it left them
+    backend.registry.end_run(run, "pr-1", "succeeded")
+    assert copy(source, backend.registry, overwrite=True).stacks == 3
 
 
 # -- two runners, separate processes and state dirs, one registry ----------------------------------------------------

@@ -382,7 +382,10 @@ def test_an_empty_registry_file_is_an_error_not_a_fresh_start(tmp_path: Path, de
 def test_a_deleted_registry_is_noticed(tmp_path: Path, deployed: Path) -> None:
     for path in deployed.glob("registry.db*"):
         path.unlink()
-    done = ode(tmp_path, "env", "list", "--state-dir", str(deployed))
+    listed = ode(tmp_path, "env", "list", "--state-dir", str(deployed))  # only reads: says so, makes nothing
+    _one_error_line(listed, 2, "no registry at", "was registry.db deleted?")
+    assert not (deployed / "registry.db").exists()
+    done = ode(tmp_path, "gc", "--engine", "simulated", "--state-dir", str(deployed))  # a writer makes a new one
     assert done.returncode == 0
     assert "new registry" in done.stderr and "was registry.db deleted?" in done.stderr
 
@@ -413,8 +416,11 @@ def test_a_hand_edited_row_is_one_line_naming_it(tmp_path: Path, deployed: Path)
 
 def test_a_state_dir_under_a_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("x")
-    done = ode(tmp_path, "status", "--env", "dev", "--state-dir", str(tmp_path / "plain" / "state"))
+    done = ode(tmp_path, "up", "--env", "dev", "--contexts", "identity", "--engine", "simulated", "--state-dir",
+               str(tmp_path / "plain" / "state"))
     _one_error_line(done, 1, "plain")
+    read = ode(tmp_path, "status", "--env", "dev", "--state-dir", str(tmp_path / "plain" / "state"))
+    _one_error_line(read, 2, "no registry at", "plain")
 
 
 def test_a_state_dir_that_cannot_be_made_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -428,13 +434,27 @@ def test_a_state_dir_that_cannot_be_made_is_one_error(tmp_path: Path, monkeypatc
 
 def test_a_new_state_dir_is_private_and_announced(tmp_path: Path) -> None:
     state = tmp_path / "fresh"
-    done = ode(tmp_path, "status", "--env", "dev", "--state-dir", str(state))
+    done = ode(tmp_path, "registry", "init", "--state-dir", str(state))
     assert done.returncode == 0, done.stderr
-    assert "new registry" in done.stderr and str(state / "registry.db") in done.stderr
+    assert "created" in done.stdout
     assert state.stat().st_mode & 0o777 == 0o700
     assert (state / "registry.db").stat().st_mode & 0o077 == 0
-    again = ode(tmp_path, "status", "--env", "dev", "--state-dir", str(state))
-    assert "new registry" not in again.stderr
+    other = tmp_path / "other"
+    deployed = ode(tmp_path, "up", "--env", "dev", "--contexts", "identity", "--engine", "simulated", "--state-dir",
+                   str(other))
+    assert deployed.returncode == 0, deployed.stderr
+    assert "new registry" in deployed.stderr and str(other / "registry.db") in deployed.stderr
+    again = ode(tmp_path, "status", "--env", "dev", "--state-dir", str(other))
+    assert again.returncode == 0 and "new registry" not in again.stderr
+
+
+@pytest.mark.parametrize("command", [("status", "--env", "dev"), ("env", "list"), ("outputs", "--env", "dev"),
+                                     ("drift", "--env", "dev", "--engine", "simulated")])
+def test_a_command_that_only_reads_makes_no_registry(tmp_path: Path, command: tuple[str, ...]) -> None:
+    state = tmp_path / "nowhere"
+    done = ode(tmp_path, *command, "--state-dir", str(state))
+    _one_error_line(done, 2, "no registry at", str(state / "registry.db"), "nothing was created")
+    assert not state.exists()
 
 
 def test_destroy_against_a_registry_that_does_not_know_the_environment_says_so(tmp_path: Path,

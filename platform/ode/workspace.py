@@ -206,6 +206,15 @@ class Workspace:
                           "was created (as `ode registry init` does); it knows no environment deployed before")
         return self._registry
 
+    def existing_registry(self) -> RegistryBackend:
+        """The registry as :attr:`registry` opens it, for commands that only read (``status``, ``env list``,
+        ``outputs``, ``drift``, the source of ``registry copy``): one that does not exist is a
+        :class:`~ode.registry.errors.RegistryNotFoundError` (exit 2) and nothing is created, no file, no table,
+        no state directory."""
+        if self._registry is None:
+            self._registry = open_registry(self.options.registry, self.state_dir, create=False)
+        return self._registry
+
     def engine(self, library: ContractLibrary) -> Engine:
         """The engine the options name, with the policy gate installed (mandatory rules run before any stack's
         engine run). Its usage mistakes (faults of an unknown context, the simulated engine refused on CI) are

@@ -317,11 +317,13 @@ def open_orchestrator(common: Common, *, env: str | None = None, quiet: bool = F
     return orchestrator
 
 
-def open_registry(common: Common) -> RegistryBackend:
+def open_registry(common: Common, *, create: bool = True) -> RegistryBackend:
     """The registry ``--registry`` names (default: SQLite under ``--state-dir``); a new SQLite file is announced
     in one line (a wrong ``--state-dir`` or a deleted file must not pass for an environment with nothing
-    deployed)."""
-    return common.workspace().registry
+    deployed). ``create=False`` for commands that only read: a registry that is not there is one error line
+    (exit 2), and nothing is created."""
+    workspace = common.workspace()
+    return workspace.registry if create else workspace.existing_registry()
 
 
 def load_lenient(common: Common) -> ContractLibrary:

@@ -93,6 +93,8 @@ def drift_command(common: Common, env: str, contexts: str | None, do_heal: bool,
                   **engine: Any) -> None:
     """Check every deployed stack for drift (a refresh-preview that changes nothing): exit 0 when nothing drifted,
     1 when something did or a stack could not be checked. With --heal, re-apply the drifted stacks."""
+    if not do_heal:
+        common.workspace(**engine).existing_registry()  # a check reads: it never makes a registry
     orchestrator = open_orchestrator(common, env=env, quiet=not do_heal, **engine)
     _inject(common, orchestrator, env, simulate_drift)
     names = split_names(contexts)

@@ -67,7 +67,9 @@ def env_create(common: Common, name: str, base: str | None, contexts: str | None
 @common_options
 def env_list(common: Common, include_destroyed: bool) -> None:
     """List the environments made on demand, soonest to expire first."""
-    records = common.workspace().records().list(include_destroyed=include_destroyed)
+    workspace = common.workspace()
+    workspace.existing_registry()  # listing never makes a registry
+    records = workspace.records().list(include_destroyed=include_destroyed)
     if common.json:
         common.emit({"environments": [record_dict(r) for r in records]})
         return

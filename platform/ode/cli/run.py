@@ -17,7 +17,7 @@ from ..execution.orchestrator import Orchestrator
 from ..masking import mask
 from ..program import StackSpec
 from ..registry.protocol import RegistryBackend
-from ..registry.records import StackRecord
+from ..registry.records import StackRecord, lock_info_of
 from ..status import PlanAction
 from .core import (
     Common,
@@ -109,7 +109,7 @@ def destroy(common: Common, env: str, contexts: str | None, yes: bool, with_ephe
 def status(common: Common, env: str, contexts: str | None) -> None:
     """What is deployed in an environment, from the registry: each stack's status, times and outputs."""
     library = load_lenient(common)
-    registry = open_registry(common)
+    registry = open_registry(common, create=False)
     if env not in library.environments.environments and not registry.knows(env):
         raise UsageError(f"unknown environment {env!r}: not in environments.yaml "
                          f"({', '.join(library.environments.environments)}) and never deployed with this state "
@@ -118,17 +118,17 @@ def status(common: Common, env: str, contexts: str | None) -> None:
     idle = make_engine("simulated", library, common.state_dir)
     result = Orchestrator(library, registry, idle).status(env, split_names(contexts))
     result.engine = "registry"
+    lock = lock_info_of(registry, env)
     if common.json:
-        common.emit(result.to_dict())
+        common.emit({**result.to_dict(), "lock": None if lock is None else lock.to_dict()})
         return
-    holder = registry.lock_holder(env)
     if not result.stacks:
         common.say(f"nothing deployed in {env}")
     else:
         engines = {r.stack: r.engine for r in registry.stacks(env)}
         rendering.show(rendering.status_table(result.stacks, utcnow(), engines), sys.stdout)
-    if holder:
-        common.say(f"a run holds {env}: {holder}", err=True)
+    if lock is not None:
+        common.say(f"{'a run holds' if lock.live else 'a stale lock on'} {env}: {lock.describe()}", err=True)
 
 
 @click.command()
@@ -147,7 +147,7 @@ def outputs(common: Common, env: str, contexts: str | None, path: str | None, sh
     wanted = split_names(contexts)
     if path and wanted is None:
         wanted = [path.split(".", 1)[0]]  # only the stack the path names: secrets are read from that one alone
-    registry = open_registry(common)
+    registry = open_registry(common, create=False)
     if env not in long_lived(common) and not registry.knows(env):
         raise UsageError(f"unknown environment {env!r}: not in environments.yaml and never deployed with this "
                          f"state directory ({common.state_dir})")

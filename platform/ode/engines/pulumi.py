@@ -33,6 +33,7 @@ from typing import Any
 from ..contracts import ContractLibrary
 from ..masking import SECRET_MASK
 from ..program import StackSpec, stack_config
+from ..state_dir import make_state_dir
 from .protocol import (
     CliNotFoundError,
     ConcurrentUpdateError,
@@ -85,6 +86,9 @@ class PulumiEngine:
         self.state_dir = Path(state_dir).resolve()
         self.backend_url = backend_url or os.environ.get("ODE_BACKEND_URL") or (
             f"file://{self.state_dir / 'pulumi'}")
+        # Private (0700) as the SQLite registry makes it, whoever comes first: it will hold the passphrase, the
+        # stacks' state and their workspaces.
+        make_state_dir(self.state_dir)
         if self.backend_url.startswith("file://"):
             Path(self.backend_url[len("file://"):]).mkdir(parents=True, exist_ok=True)
         self._passphrase = passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE") or self._stored_passphrase()
@@ -108,7 +112,7 @@ class PulumiEngine:
     def _stored_passphrase(self) -> str:
         path = self.state_dir / "passphrase"
         if not path.exists():
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.state_dir)
             # Written whole under another name, then linked into place: of several processes racing here, one
             # link wins and the others read the winner's complete file (never a FileExistsError, never half a file).
             tmp = path.with_name(f".passphrase.{os.getpid()}.{secrets.token_hex(4)}")

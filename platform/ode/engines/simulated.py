@@ -35,6 +35,7 @@ from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
 from ..masking import SECRET_MASK
 from ..program import StackSpec, build
+from ..state_dir import make_state_dir
 from .protocol import (
     ConcurrentUpdateError,
     EngineError,
@@ -184,7 +185,9 @@ class SimulatedEngine:
             return None
 
     def _save(self, spec: StackSpec, result: StackResult) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.dir.is_dir():
+            make_state_dir(self.dir.parent)  # private, whoever makes the state directory first
+            self.dir.mkdir(exist_ok=True)
         public = {k: v for k, v in result.outputs.items() if k not in result.secret_outputs}
         state = {"outputs": public, "secret_outputs": sorted(result.secret_outputs),
                  "resources": [{k: v for k, v in asdict(r).items() if k not in _NOT_STORED}

@@ -13,7 +13,8 @@ Schema in :data:`SCHEMAS` (documented in docs/lifecycle-events.md). A rule match
 call returns False; nothing is raised to the caller. Secret values are never in an event: a stack's outputs are
 given with its secret ones removed.
 
-The client is boto3's default, so ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_EVENTS`` point it at moto or LocalStack.
+The client comes from :mod:`ode.aws_clients` (timeouts, a few attempts, a silent endpoint not asked twice), so
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_EVENTS`` point it at moto or LocalStack.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .. import aws_clients
 from ..clock import Clock, iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -143,13 +145,8 @@ class LifecycleEvents:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # deferred: only an environment that sends events pays for boto3
-            from botocore.config import Config
-
-            # Short timeouts and few retries: an event is not worth holding a deploy up. No endpoint_url on
-            # purpose: boto3 reads AWS_ENDPOINT_URL(_EVENTS) itself.
-            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-            self._client = boto3.session.Session(region_name=self._region).client("events", config=config)
+            # Bounded calls: an event is not worth holding a deploy up (boto3 is imported there, on first use).
+            self._client = aws_clients.client("events", self._region)
         return self._client
 
     def publish(self, detail_type: str, env: str, detail: dict[str, Any]) -> bool:

@@ -15,7 +15,9 @@ A consumer deployed from another repository, whose registry never saw its produc
 (:class:`ProducerOutputs`). Secret values read back stay in memory: they are handed to the engine as secret config,
 never written to the registry or printed.
 
-The client is boto3's default, so ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SSM`` point it at moto or LocalStack.
+The client comes from :mod:`ode.aws_clients`: calls have timeouts and a few attempts (an SSM endpoint that never
+answers costs a run one wait, then one warning per stack), and ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SSM``
+point it at moto or LocalStack.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import aws_clients
 from ..errors import OdeError
 from ..registry.protocol import RegistryBackend
 from ..status import StackStatus
@@ -64,14 +67,8 @@ class SsmOutputs:
                  client: Any = None):
         self.project = project
         self.kms_key_id = kms_key_id
-        if client is None:
-            import boto3  # deferred: only an environment that publishes to SSM pays for boto3
-            from botocore.config import Config
-
-            # No endpoint_url on purpose: boto3 reads AWS_ENDPOINT_URL(_SSM) itself.
-            client = boto3.session.Session(region_name=region).client(
-                "ssm", config=Config(retries={"mode": "standard", "max_attempts": 8}))
-        self.client = client
+        # Bounded calls (timeouts, few attempts, a silent endpoint not asked twice); boto3 imported there.
+        self.client = client if client is not None else aws_clients.client("ssm", region)
 
     def _path(self, env: str, context: str) -> str:
         return parameter_name(self.project, env, context, "x").rsplit("/", 1)[0] + "/"

@@ -10,23 +10,29 @@ the ``ode.registries`` entry points), :mod:`~ode.registry.copy`; the backends ar
 (the default) and :mod:`~ode.registry.dynamodb` (shared by a team), imported only when a URL names them.
 """
 
-from .copy import CopyReport, copy
-from .errors import LockedError, RegistryError
+from .copy import CopyReport, copy, same_store
+from .errors import CopyLockedError, LockedError, RegistryError, RegistryNotFoundError
 from .opening import ENTRY_POINT_GROUP, RegistryFactory, open_registry
 from .protocol import RegistryBackend
-from .records import EnvironmentRecord, RunRecord, StackRecord, holder
+from .records import EnvironmentRecord, LockInfo, RegistryIdentity, RunRecord, StackRecord, holder, lock_info_of
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "CopyLockedError",
     "CopyReport",
     "EnvironmentRecord",
+    "LockInfo",
     "LockedError",
     "RegistryBackend",
     "RegistryError",
     "RegistryFactory",
+    "RegistryIdentity",
+    "RegistryNotFoundError",
     "RunRecord",
     "StackRecord",
     "copy",
     "holder",
+    "lock_info_of",
     "open_registry",
+    "same_store",
 ]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from ..status import StackStatus
+from .errors import CopyLockedError
 from .protocol import RegistryBackend
-from .records import StackRecord
+from .records import EnvironmentRecord, LockInfo, RegistryIdentity, StackRecord, lock_info_of
 
 
 @dataclass
@@ -21,17 +22,50 @@ class CopyReport:
         return {"environments": self.environments, "stacks": self.stacks}
 
 
+def identity_of(registry: RegistryBackend) -> RegistryIdentity | None:
+    """What store ``registry`` is, or None for a backend that cannot say (a package's own, written before
+    identities)."""
+    identify = getattr(registry, "identity", None)
+    return identify() if callable(identify) else None
+
+
+def same_store(a: RegistryBackend, b: RegistryBackend) -> bool:
+    """Whether ``a`` and ``b`` are one store however they were spelled (one object, one SQLite file, one table)."""
+    if a is b:
+        return True
+    first, second = identity_of(a), identity_of(b)
+    return first is not None and second is not None and first.same_store(second)
+
+
+def live_lock(registry: RegistryBackend, env: str) -> LockInfo | None:
+    """The lock on ``env`` when a run may still be working under it; None when free, or held by a process that is
+    gone or a lease that ran out. A backend without ``lock_info`` is taken at its word (``lock_holder``)."""
+    info = lock_info_of(registry, env)
+    return info if info is not None and info.live else None
+
+
 def copy(src: RegistryBackend, dst: RegistryBackend, *, overwrite: bool = False) -> CopyReport:
     """Copy every environment and stack of ``src`` into ``dst`` (for ``ode registry copy --to URL``).
 
-    Refused while a run holds a lock in ``src`` (its stacks are changing), and, unless ``overwrite``, when ``dst``
-    already knows one of the environments. Run history and locks stay behind: the copy starts with no run.
+    Refused, before anything is written:
+
+    - when ``dst`` is ``src`` under another spelling (:func:`same_store`): replacing each environment's records
+      with themselves would first forget every stack (a :class:`UsageError`);
+    - while a live run holds the lock of one of the environments in ``src`` (its stacks are changing) or in ``dst``
+      (its records would be replaced under it): :class:`CopyLockedError`, exit status 3. A lock whose process is
+      gone or whose lease ran out holds nothing;
+    - unless ``overwrite``, when ``dst`` already knows one of the environments.
+
+    Each environment's lock in ``dst`` is looked at again just before its records are replaced. Run history and
+    locks stay behind: the copy starts with no run.
     """
-    envs = src.environments()
-    locked = [e.name for e in envs if src.lock_holder(e.name)]
-    if locked:
-        raise UsageError(f"registry copy: {', '.join(locked)} locked by a running `ode` (holder: "
-                         f"{src.lock_holder(locked[0])}); wait for it to finish")
+    if same_store(src, dst):
+        where = identity_of(src)
+        raise UsageError("registry copy: --to names the registry being copied"
+                         + (f" ({where.kind} {where.where})" if where is not None else "") + "; nothing was copied")
+    envs = refuse_live_source(src)
+    for env in envs:
+        _refuse_live("destination", dst, env.name)
     if not overwrite:
         clash = [e.name for e in envs if dst.environment(e.name) is not None]
         if clash:
@@ -39,6 +73,7 @@ def copy(src: RegistryBackend, dst: RegistryBackend, *, overwrite: bool = False)
                              "replace them")
     report = CopyReport()
     for env in envs:
+        _refuse_live("destination", dst, env.name)  # a run may have started there since the first look
         dst.put_environment(env)
         report.environments += 1
         for old in dst.stacks(env.name):
@@ -47,6 +82,21 @@ def copy(src: RegistryBackend, dst: RegistryBackend, *, overwrite: bool = False)
             _copy_stack(rec, dst)
             report.stacks += 1
     return report
+
+
+def refuse_live_source(src: RegistryBackend) -> list[EnvironmentRecord]:
+    """The environments of ``src``, or :class:`CopyLockedError` when a live run holds one of them (checked before a
+    destination is made for them)."""
+    envs = src.environments()
+    for env in envs:
+        _refuse_live("source", src, env.name)
+    return envs
+
+
+def _refuse_live(side: str, registry: RegistryBackend, env: str) -> None:
+    lock = live_lock(registry, env)
+    if lock is not None:
+        raise CopyLockedError(side, env, lock.holder, lock.command, lock.since)
 
 
 def _copy_stack(rec: StackRecord, dst: RegistryBackend) -> None:

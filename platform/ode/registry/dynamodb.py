@@ -26,8 +26,14 @@ runner takes it over (marking the old run ``abandoned``). Breaking a live lease 
 ``force``: a live lease means a live runner somewhere. Expiry is judged by the reader's clock against the one the
 holder wrote, so runners' clocks must agree to well within a lease's time to live (60 s by default; NTP does).
 
-**Endpoints.** The client is built with boto3's defaults, so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB``
-point it at moto's server or LocalStack. Throttled calls are retried by botocore's ``standard`` retry mode.
+**Endpoints and bounded calls.** The client comes from :mod:`ode.aws_clients`: boto3 picks the endpoint, so
+``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB`` point it at moto's server or LocalStack; every call has connect
+and read timeouts and a few attempts of botocore's ``standard`` retry mode, so a table whose endpoint never answers
+is one :class:`RegistryError` within well under a minute.
+
+**Opening never guesses.** A missing table is created on first use, as ``ode registry init`` does, except by
+commands that only read (``create=False``): those say the table is not there (:class:`RegistryNotFoundError`),
+naming the region and endpoint looked at, and create nothing: a wrong region is not a new, empty registry.
 
 Secret values never reach the table: like the SQLite registry, a stack keeps its secret outputs by name only.
 """
@@ -47,15 +53,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .. import aws_clients
 from ..clock import Clock, iso, utcnow
 from ..errors import UsageError
 from ..status import EnvironmentStatus, RunStatus, StackStatus
-from .errors import LockedError, RegistryError
-from .records import EnvironmentRecord, RunRecord, StackRecord, holder
+from .errors import LockedError, RegistryError, RegistryNotFoundError
+from .records import (
+    EnvironmentRecord,
+    LockInfo,
+    RegistryIdentity,
+    RunRecord,
+    StackRecord,
+    holder,
+    process_alive,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +77,6 @@ SCHEMA_VERSION = 1
 
 #: A lease lives this long unless renewed; the heartbeat renews it every third of that.
 DEFAULT_LEASE_S = 60.0
-_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 _ENVS = "ENVS"
 _META = "META"
 
@@ -134,19 +146,29 @@ def lease_seconds(url: str) -> float:
     return value
 
 
-def open_dynamodb(url: str, state_dir: Path) -> DynamoDBRegistry:
+def open_dynamodb(url: str, state_dir: Path, *, create: bool = True) -> DynamoDBRegistry:
     """The ``dynamodb`` entry point of ``ode.registries``; ``state_dir`` is not used (nothing is kept locally).
-    ``?lease=SECONDS`` sets how long a lock outlives its last heartbeat (a killed runner's, say)."""
+    ``?lease=SECONDS`` sets how long a lock outlives its last heartbeat (a killed runner's, say). With
+    ``create=False`` a missing table is a :class:`RegistryNotFoundError` and nothing is created."""
     table, region = parse_url(url)
-    return DynamoDBRegistry(table, region=region, lease_s=lease_seconds(url))
+    return DynamoDBRegistry(table, region=region, lease_s=lease_seconds(url), create=create)
 
 
 def _client(region: str | None) -> Any:
-    # No endpoint_url here on purpose: boto3 reads AWS_ENDPOINT_URL(_DYNAMODB) itself.
     try:
-        return boto3.session.Session(region_name=region).client("dynamodb", config=_RETRIES)
+        return aws_clients.client("dynamodb", region)
     except BotoCoreError as exc:
         raise RegistryError(f"dynamodb registry: {exc} (give ?region=REGION in the URL or set AWS_REGION)") from None
+
+
+#: Hosts of AWS's own endpoints: there a table's ARN names it wherever it is reached from. Elsewhere (moto,
+#: LocalStack) two endpoints may hand out the same ARN for different tables.
+_AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
+def _is_aws(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    return host.endswith(_AWS_HOSTS)
 
 
 # -- item encoding -------------------------------------------------------------------------------------------------
@@ -239,7 +261,7 @@ class DynamoDBRegistry:
     """
 
     def __init__(self, table: str, *, region: str | None = None, lease_s: float = DEFAULT_LEASE_S,
-                 clock: Clock = utcnow, client: Any = None):
+                 clock: Clock = utcnow, client: Any = None, create: bool = True):
         self.table = table
         self.region = region
         self.lease_s = lease_s
@@ -253,9 +275,17 @@ class DynamoDBRegistry:
         #: Whether opening it made the table: like the SQLite registry's file, a missing table is created on first
         #: use (the same settings as `ode registry init`) and the front end announces it in one line.
         self.created = False
+        #: The table's ARN (from DescribeTable): its account, region and name, whatever URL spelled them.
+        self.arn: str | None = None
         if not self._table_exists():
+            if not create:
+                raise RegistryNotFoundError(
+                    f"{self.url}: no such table in region {self.client.meta.region_name} at "
+                    f"{aws_clients.endpoint_of(self.client)} (check the table's name and region); nothing was "
+                    "created: `ode registry init` or `ode up` creates it")
             create_table(table, region=region, client=self.client)
             self.created = True
+            self._table_exists()
         self._check_schema()
 
     @property
@@ -283,12 +313,29 @@ class DynamoDBRegistry:
 
     def _table_exists(self) -> bool:
         try:
-            self._call("describe_table")
+            described = self._call("describe_table")
         except RegistryError as exc:
             if "no such table" in str(exc):
                 return False
             raise
+        self.arn = described.get("Table", {}).get("TableArn") or self.arn
         return True
+
+    def identity(self) -> RegistryIdentity:
+        """This table: its ARN (account, region, name) where AWS's endpoints serve it; with another endpoint (moto,
+        LocalStack) that endpoint too. Known without a further call (the ARN came with opening)."""
+        region = self.client.meta.region_name
+        endpoint = aws_clients.endpoint_of(self.client)
+        keys = {f"table:{endpoint}|{region}|{self.table}"}
+        account = None
+        if self.arn:
+            keys.add(f"arn:{self.arn}" if _is_aws(endpoint) else f"arn:{endpoint}|{self.arn}")
+            arn_parts = self.arn.split(":")
+            account = arn_parts[4] if len(arn_parts) > 5 else None
+        return RegistryIdentity(
+            kind="dynamodb", where=f"table {self.table} in {region} at {endpoint}", keys=frozenset(keys),
+            details={"table": self.table, "region": region, "endpoint": endpoint, "account": account,
+                     "arn": self.arn})
 
     def _check_schema(self) -> None:
         got = self._call("get_item", Key={"pk": {"S": _META}, "sk": {"S": "SCHEMA"}}, ConsistentRead=True)
@@ -449,6 +496,17 @@ class DynamoDBRegistry:
         None when it is free or its lease ran out."""
         lease = self.lease(env)
         return lease.describe() if lease is not None and not lease.expired else None
+
+    def lock_info(self, env: str) -> LockInfo | None:
+        """Who holds ``env``'s lease, expired or not; ``gone`` when it was taken on this host by a process that no
+        longer runs (its lease then runs out without a heartbeat)."""
+        lease = self.lease(env)
+        if lease is None:
+            return None
+        gone = lease.host == holder()[1] and not process_alive(lease.pid)
+        return LockInfo(env=env, holder=lease.holder, host=lease.host, pid=lease.pid, command=lease.command,
+                        since=lease.acquired_at, run_id=lease.run_id, expires_at=lease.expires_at,
+                        expired=lease.expired, gone=gone)
 
     def _next_run_id(self) -> int:
         got = self._call("update_item", Key={"pk": {"S": _META}, "sk": {"S": "RUN_COUNTER"}},

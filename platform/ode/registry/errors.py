@@ -25,3 +25,20 @@ class LockedError(OdeError):
             super().__init__(
                 f"environment {env!r} is locked by {holder} (`{command}`, since {since}); wait for it to finish, "
                 "or if that process is gone, run again with --force-unlock")
+
+
+class RegistryNotFoundError(RegistryError):
+    """A command that only reads found no registry where ``--registry`` / ``--state-dir`` point (a wrong path,
+    table or region): a usage mistake, and nothing was created."""
+
+    exit_code = 2
+
+
+class CopyLockedError(LockedError):
+    """``registry copy`` met a live run in the source (its stacks are changing) or in the destination (its records
+    would be replaced under it)."""
+
+    def __init__(self, side: str, env: str, holder: str, command: str, since: str):
+        self.env, self.holder, self.command, self.since = env, holder, command, since
+        OdeError.__init__(self, f"registry copy: {env!r} in the {side} is locked by a live run, {holder} (`{command}`, "
+                                f"since {since}); nothing was copied: wait for it to finish")

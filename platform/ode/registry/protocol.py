@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from .records import EnvironmentRecord, RunRecord, StackRecord
+from .records import EnvironmentRecord, LockInfo, RegistryIdentity, RunRecord, StackRecord
 
 
 @runtime_checkable
@@ -80,8 +80,16 @@ class RegistryBackend(Protocol):
     def lock_holder(self, env: str) -> str | None:
         """Who holds ``env``'s lock, for ``ode status``: a line starting ``user@host pid N``; None when free."""
 
+    def lock_info(self, env: str) -> LockInfo | None:
+        """Who holds ``env``'s lock and whether that holder can still be working (its process gone, its lease
+        expired); None when nobody holds it."""
+
     def runs(self, env: str) -> list[RunRecord]:
         """The runs of ``env``, oldest first."""
+
+    def identity(self) -> RegistryIdentity:
+        """What store this is (kind, file or table, region, endpoint...), the same however its URL was spelled:
+        ``registry copy`` refuses to copy a store onto itself."""
 
     def close(self) -> None:
         """Release connections and stop background threads."""

@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 
 from ..clock import iso, parse_iso, utcnow
 from ..errors import UsageError
+from ..state_dir import StateDirError, make_state_dir
 from ..status import StackStatus
-from .errors import LockedError, RegistryError
+from .errors import LockedError, RegistryError, RegistryNotFoundError
 from .protocol import RegistryBackend
-from .records import EnvironmentRecord, RunRecord, StackRecord, holder
+from .records import EnvironmentRecord, LockInfo, RegistryIdentity, RunRecord, StackRecord, holder, process_alive
 
 #: Bumped whenever the tables change; older files are migrated, newer ones refused.
 SCHEMA_VERSION = 1
@@ -103,11 +104,18 @@ class Registry:
     from any method is a :class:`RegistryError` naming the file.
     """
 
-    def __init__(self, state_dir: str | Path):
+    def __init__(self, state_dir: str | Path, *, create: bool = True):
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / "registry.db"
         self._lock = threading.RLock()
         self.created = False
+        if not create:
+            try:
+                present = self.path.exists()
+            except OSError as exc:  # a directory this user may not look into
+                raise RegistryError(f"{self.path}: {exc.strerror or exc}") from None
+            if not present:
+                raise RegistryNotFoundError(_not_found(self.path))
         _make_state_dir(self.state_dir)
         try:
             if self.path.exists() and not self.path.is_file():
@@ -349,6 +357,21 @@ class Registry:
         rows = self._read("SELECT holder FROM locks WHERE env = ?", (env,))
         return str(rows[0][0]) if rows else None
 
+    def lock_info(self, env: str) -> LockInfo | None:
+        """Who holds ``env``'s lock; ``gone`` when it was taken on this host by a process that no longer runs."""
+        rows = self._read("SELECT holder, host, pid, command, acquired_at FROM locks WHERE env = ?", (env,))
+        if not rows:
+            return None
+        name, host, pid, command, since = rows[0]
+        pid = pid if isinstance(pid, int) else None  # a hand-edited pid names no process
+        here = host == holder()[1]
+        return LockInfo(env=env, holder=str(name), host=str(host), pid=pid, command=str(command), since=str(since),
+                        gone=here and (pid is None or not process_alive(pid)))
+
+    def identity(self) -> RegistryIdentity:
+        """This file: its resolved path (symlinks followed) and its device and inode (hard links, bind mounts)."""
+        return sqlite_identity(self.path)
+
     def runs(self, env: str) -> list[RunRecord]:
         rows = self._read("SELECT id, env, command, engine, holder, started_at, finished_at, status "
                           "FROM runs WHERE env = ? ORDER BY id", (env,))
@@ -398,16 +421,35 @@ def _make_state_dir(state_dir: Path) -> None:
     """Create the state directory, readable by its owner only (it holds the registry, Pulumi state and the
     passphrase); a path that cannot be a directory is a :class:`RegistryError`."""
     try:
-        if not state_dir.is_dir():
-            state_dir.mkdir(parents=True, mode=0o700)
-            os.chmod(state_dir, 0o700)  # mkdir's mode is masked by the umask
-    except FileExistsError:
-        if not state_dir.is_dir():
-            raise RegistryError(f"state directory {state_dir}: a file of that name is in the way") from None
-    except NotADirectoryError:
-        raise RegistryError(f"state directory {state_dir}: a parent of it is a file, not a directory") from None
-    except OSError as exc:
-        raise RegistryError(f"state directory {state_dir} cannot be created: {exc.strerror or exc}") from None
+        make_state_dir(state_dir)
+    except StateDirError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def _not_found(path: Path) -> str:
+    """Why a command that only reads stops where no registry file is, and what to check."""
+    left = [p for p in ("pulumi", "simulated", "workspaces") if any((path.parent / p).glob("*"))]
+    if left:
+        return (f"no registry at {path}, though {path.parent} holds stack state ({', '.join(left)}/): was "
+                "registry.db deleted? Restore it; nothing was created")
+    return (f"no registry at {path}: nothing was deployed with this state directory (check --state-dir or "
+            "--registry); nothing was created")
+
+
+def sqlite_identity(path: Path) -> RegistryIdentity:
+    """The identity of the SQLite registry file ``path`` (which may not exist yet)."""
+    resolved = path.resolve()
+    keys = {f"path:{resolved}"}
+    details: dict[str, Any] = {"path": str(resolved)}
+    try:
+        stat = os.stat(resolved)
+    except OSError:
+        pass
+    else:
+        keys.add(f"inode:{stat.st_dev}:{stat.st_ino}")
+        details["inode"] = stat.st_ino
+        details["device"] = stat.st_dev
+    return RegistryIdentity(kind="sqlite", where=str(resolved), keys=frozenset(keys), details=details)
 
 
 def _registry_error(path: Path, exc: BaseException) -> RegistryError:
@@ -497,6 +539,7 @@ def sqlite_state_dir(url: str, state_dir: str | Path) -> Path:
     return path
 
 
-def open_sqlite(url: str, state_dir: Path) -> Registry:
-    """The ``sqlite`` entry point: the SQLite registry a ``sqlite://`` URL names."""
-    return Registry(sqlite_state_dir(url, state_dir))
+def open_sqlite(url: str, state_dir: Path, *, create: bool = True) -> Registry:
+    """The ``sqlite`` entry point: the SQLite registry a ``sqlite://`` URL names; with ``create=False`` a missing
+    file is a :class:`RegistryNotFoundError` and nothing is made."""
+    return Registry(sqlite_state_dir(url, state_dir), create=create)

@@ -34,6 +34,7 @@ from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine, synthesize_outputs
 from ode.errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
+from ode.execution import runners
 from ode.execution.ephemeral import EphemeralEnvironments
 from ode.execution.orchestrator import Orchestrator
 from ode.naming import check_env_name
@@ -139,8 +140,7 @@ def test_a_secret_output_does_not_break_the_rerun_of_its_consumers(tmp_path: Pat
     assert plan.ok and {s.action for s in plan.stacks} == {"unchanged"}, [(s.stack, s.error) for s in plan.stacks]
     # A consumer that redeploys gets the producer's secret value, as secret config.
     engine.specs.clear()
-    orchestrator.engine_config = {"touch": "1"}
-    orchestrator._fixed_parts.clear()
+    orchestrator.engine_config = {"touch": "1"}  # new stack config: a new fingerprint for every stack
     assert orchestrator.up("dev", ["payments"]).ok
     payments = next(s for s in engine.specs if s.context == "payments")
     assert payments.upstream["identity"]["psp-credentials"] == secret
@@ -199,7 +199,7 @@ def test_a_crashed_scheduler_is_recorded_as_failed_and_releases_the_lock(tmp_pat
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("scheduler bug")
 
-    monkeypatch.setattr(orchestrator, "_schedule", crash)
+    monkeypatch.setattr(runners, "schedule", crash)
     with pytest.raises(RuntimeError):
         orchestrator.up("dev", ["catalog"])
     runs = orchestrator.registry.runs("dev")

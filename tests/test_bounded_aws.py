@@ -109,8 +109,9 @@ def test_a_silent_endpoint_is_waited_on_once_then_not_asked_again(monkeypatch: p
 
 def test_up_publishing_to_a_silent_ssm_and_bus_ends_with_warnings(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """SSM and EventBridge accept connections and never answer: the deploy is recorded, each stack's publication
-    is one warning line (the endpoint is waited on once), the lock is released and the run ends normally."""
+    """SSM and EventBridge accept connections and never answer: the deploy is recorded, the lock is released and
+    the run ends normally. A simulated run cannot check what a real engine published in SSM, so it says so once and
+    publishes nothing there; each stack's lifecycle event is one warning (the endpoint is waited on once)."""
     _offline_aws(monkeypatch)
     library = tmp_path / "contracts"
     shutil.copytree(SAMPLE, library)
@@ -127,8 +128,7 @@ def test_up_publishing_to_a_silent_ssm_and_bus_ends_with_warnings(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "error:" not in done.stderr
     ssm = [line for line in done.stderr.splitlines() if line.startswith("warning:") and "SSM" in line]
-    assert {line.split(" of ")[1].split(" ")[0] for line in ssm} == {"dev.identity", "dev.shared-bus",
-                                                                     "dev.notifications"}
+    assert len(ssm) == 1 and "publishes nothing to SSM" in ssm[0], done.stderr
     assert any("did not answer earlier in this run" in line for line in done.stderr.splitlines())
     registry = Registry(state)
     assert {s.context: s.status for s in registry.stacks("dev")} == {

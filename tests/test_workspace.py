@@ -141,7 +141,7 @@ def test_ephemeral_resources_are_tagged_and_an_extend_redeploys_nothing(tmp_path
         envs = ws.environments()
         record, result = envs.create("pr-42", contexts=["catalog"], ttl="2h", reuse=[], owner="ana")
         assert result.ok
-        spec = envs.orchestrator._spec("pr-42", "catalog", "dev")  # type: ignore[union-attr]
+        spec = envs.orchestrator.stack_spec("pr-42", "catalog", "dev")  # type: ignore[union-attr]
         tags = json.loads(spec.config[CONFIG_TAGS])
         assert tags == {"ode:created-by": "ana", "ode:expires-at": record.expires_at, "ode:pr": "42"}
         later = envs.extend("pr-42", "3h")
@@ -150,7 +150,7 @@ def test_ephemeral_resources_are_tagged_and_an_extend_redeploys_nothing(tmp_path
         rerun = again.orchestrator().up("pr-42")
         assert {s.status for s in rerun.stacks} == {"unchanged"}
         # ...while a stack that does deploy carries the new expiry
-        spec = again.orchestrator()._spec("pr-42", "network", "dev")
+        spec = again.orchestrator().stack_spec("pr-42", "network", "dev")
         assert json.loads(spec.config[CONFIG_TAGS])["ode:expires-at"] == later.expires_at
     library = again.library()
     provider = next(r for r in run_simulated(spec, library).resources if r.type == "pulumi:providers:aws")

@@ -60,7 +60,7 @@ def barrier(library: Any, state: Path, durations: dict[str, float], parallel: in
     graph = EnvGraph.resolve(library, "dev")
     engine = SimulatedEngine(library, state, delays=durations, run_programs=False)
     orchestrator = Orchestrator(library, Registry(state), engine, parallel=parallel)
-    specs = {c: orchestrator._spec("dev", c, None) for c in graph.contexts}
+    specs = {c: orchestrator.stack_spec("dev", c, None) for c in graph.contexts}
     started = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         for level in graph.levels():

@@ -11,7 +11,8 @@ command runs with (library, registry, engine, orchestrator) comes from one place
 
 Exit status, for every command (``ode ci`` and ``scripts/ephemeral_env.py`` included): 0 done; 1 a stack failed, a
 check found violations, or the registry cannot be used; 2 a usage or contract mistake (a missing Pulumi CLI on CI
-too); 3 the environment is locked by another run; 130 interrupted (Ctrl-C or SIGTERM).
+too, a simulated run over what a real engine deployed); 3 the environment is locked by another run, or this run lost
+its lock to another one; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def _cleanup(common: Common) -> None:
 
 def exit_status(exc: BaseException) -> int:
     """The exit status for an error a user sees, as the error says it (``exit_code``): 2 for a usage or contract
-    mistake (a bad option, a broken contract, an unknown environment, a cycle), 3 for a held lock, else 1."""
+    mistake (a bad option, a broken contract, an unknown environment, a cycle), 3 for a held or a lost lock, else
+    1."""
     return int(getattr(exc, "exit_code", EXIT_FAILED))
 
 
@@ -242,7 +244,8 @@ def main() -> None:
     """OnDemandEnv: contracts between bounded contexts, deployed as Pulumi stacks.
 
     Exit status: 0 done; 1 a stack failed, a check found violations or the registry cannot be used; 2 a usage or
-    contract mistake; 3 the environment is locked by another run; 130 interrupted (Ctrl-C or SIGTERM).
+    contract mistake; 3 the environment is locked by another run (or this run lost its lock to one); 130
+    interrupted (Ctrl-C or SIGTERM).
     """
     # Colour and live views only where a person watches.
     if os.environ.get("NO_COLOR"):

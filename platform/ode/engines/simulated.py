@@ -149,6 +149,7 @@ class SimulatedEngine:
                 raise UsageError(f"transient failures of {name!r}: {count!r} is not a count, zero or more")
         self.run_programs = run_programs
         self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}
         #: Called as ``gate(spec, resources)`` before a preview or an up counts; raises to fail the stack
         #: (the policy gate: ``ode.policy.gate.PolicyGate``).
         self.gate: Callable[[StackSpec, list[ResourceChange] | None], None] | None = None
@@ -171,7 +172,25 @@ class SimulatedEngine:
     def _delay(self, spec: StackSpec) -> None:
         seconds = self.delays.get(spec.stack_name, self.delays.get(spec.context, self.delays.get("*", 0.0)))
         if seconds:
-            time.sleep(seconds)
+            stop = threading.Event()  # what cancel() sets: an operation that takes time can be stopped
+            with self._lock:
+                self._stops[spec.stack_name] = stop
+            try:
+                if stop.wait(seconds):
+                    raise EngineError(spec.stack_name, "cancelled before it ended (simulated)")
+            finally:
+                with self._lock:
+                    self._stops.pop(spec.stack_name, None)
+
+    def cancel(self, stack: str) -> bool:
+        """Stop the operation running on ``stack`` (``env.context``) while it takes its injected time: it fails
+        as cancelled, having changed nothing. False when no such operation is waiting."""
+        with self._lock:
+            stop = self._stops.get(stack)
+        if stop is None:
+            return False
+        stop.set()
+        return True
 
     # -- state of the last up ------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from ..contracts import ContractLibrary, parse_duration
 from ..errors import NothingToDeployError, OdeError, ProtectedEnvironmentError, UsageError
 from ..naming import check_env_name
 from ..publishing.lifecycle_events import environment_created, environment_expired
-from ..registry.errors import LockedError
+from ..registry.errors import LeaseLostError, LockedError
 from ..registry.protocol import RegistryBackend
 from ..registry.records import EnvironmentRecord
 from ..status import EnvironmentStatus, RunStatus, StackStatus
@@ -225,6 +225,7 @@ class EphemeralEnvironments:
                 f"nothing to deploy in {name}: {', '.join(asked or sorted(self.library.contexts))} "
                 f"{'is' if asked and len(asked) == 1 else 'are all'} reused from {base_env} (--reuse); leave "
                 "them out of --reuse to deploy them in the new environment")
+        orchestrator.refuse_rehearsal(name, own)  # before the record is written
 
         with orchestrator.hold(name, "env create") as run:
             # Read again under the lock: another run may have extended or changed the environment meanwhile.
@@ -245,7 +246,7 @@ class EphemeralEnvironments:
             self.registry.put_environment(record)
             orchestrator.tags[name] = environment_tags(record)  # the expiry as of this deploy
             try:
-                result = orchestrator.up(name, asked, base_env=base_env, reuse=reused, run_id=run.id)
+                result = orchestrator.up(name, asked, base_env=base_env, reuse=reused, run=run)
             except BaseException:
                 # Keep what was there: a live environment that could not be updated is still what it was.
                 _quietly(self.registry.put_environment,
@@ -257,7 +258,7 @@ class EphemeralEnvironments:
         if orchestrator.events is not None and not result.interrupted:
             orchestrator.events.emit(*environment_created(
                 name, base=base_env, ephemeral=True, owner=record.owner, expires_at=record.expires_at,
-                contexts=record.contexts, reuse=record.reuse, ok=result.ok))
+                contexts=record.contexts, reuse=record.reuse, ok=result.ok, simulated=orchestrator.simulated))
         return replace(record, status=status), result
 
     def extend(self, name: str, ttl: str) -> EnvironmentRecord:
@@ -305,6 +306,7 @@ class EphemeralEnvironments:
         was taken is left alone and None returned."""
         self.get(name)
         orchestrator = self._orchestrator()
+        orchestrator.refuse_rehearsal(name, [s.context for s in self.registry.stacks(name)])
         with orchestrator.hold(name, "env destroy") as run:
             record = self.get(name)
             if only_if_expired and not is_expired(record, self.clock()):
@@ -317,11 +319,11 @@ class EphemeralEnvironments:
                                  simulated=orchestrator.simulated)
             if only_if_expired and orchestrator.events is not None:
                 orchestrator.events.emit(*environment_expired(name, base=record.base, owner=record.owner,
-                                                              expires_at=record.expires_at))
+                                                              expires_at=record.expires_at,
+                                                              simulated=orchestrator.simulated))
             self.registry.set_environment_status(name, EnvironmentStatus.DESTROYING)
             try:
-                result = orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (),
-                                                   run_id=run.id)
+                result = orchestrator.destroy(name, base_env=record.base, reuse=record.reuse or (), run=run)
             except BaseException:
                 _quietly(self.registry.set_environment_status, name, EnvironmentStatus.FAILED)
                 raise
@@ -342,7 +344,7 @@ class EphemeralEnvironments:
                 continue
             try:
                 result = self._destroy(record.name, only_if_expired=True)
-            except LockedError as exc:
+            except (LockedError, LeaseLostError) as exc:  # another run holds it, or took it over meanwhile
                 report.busy.append((record, str(exc)))
                 continue
             except OdeError as exc:

@@ -4,10 +4,13 @@ what ``up`` would do (``plan``). Their ``to_dict()`` is the ``--json`` output of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..masking import mask
 from ..status import PlanAction, RunStatus, StackStatus
+
+if TYPE_CHECKING:
+    from ..engines.protocol import StackResult
 
 
 @dataclass
@@ -27,6 +30,8 @@ class StackOutcome:
     reason: str | None = None
     attempts: int = 0
     changes: dict[str, int] = field(default_factory=dict)
+    #: The engine's own result (resources, diffs), for the caller in this process; not part of ``to_dict()``.
+    result: StackResult | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

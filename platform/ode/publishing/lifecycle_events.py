@@ -9,6 +9,10 @@ Every event has source ``ode`` and one of the detail-types of :data:`DETAIL_TYPE
 Schema in :data:`SCHEMAS` (documented in docs/lifecycle-events.md). A rule matches them with
 ``{"source": ["ode"], "detail-type": ["StackFailed"]}``, for example.
 
+**Rehearsals are marked.** Every event says ``simulated``: true when the run that sent it used the simulated engine
+(nothing was deployed; its outputs are made up). A simulated run that would replace what a real engine deployed is
+refused before it starts, so it sends nothing about such a stack.
+
 **Publishing never fails a deploy.** Any error (no bus, no permission, no network) is logged as a warning and the
 call returns False; nothing is raised to the caller. Secret values are never in an event: a stack's outputs are
 given with its secret ones removed.
@@ -64,6 +68,8 @@ _ENV: dict[str, Any] = {
     "ephemeral": {"type": "boolean", "description": "True for an environment made on demand."},
     "owner": {"type": ["string", "null"], "description": "Who made it."},
     "expires_at": {"type": ["string", "null"], "format": "date-time", "description": "When it expires."},
+    "simulated": {"type": "boolean", "description": "True when the run used the simulated engine (nothing was "
+                  "really deployed or destroyed)."},
 }
 
 
@@ -95,15 +101,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                      "description": "The contexts asked for; null for all."},
         "reuse": {"type": "array", "items": {"type": "string"}, "description": "Contexts taken from the base."},
         "ok": {"type": "boolean", "description": "True when every stack deployed."},
-    }, ["base", "ephemeral", "owner", "expires_at", "contexts", "reuse", "ok"]),
+    }, ["base", "ephemeral", "owner", "expires_at", "contexts", "reuse", "ok", "simulated"]),
     ENVIRONMENT_DESTROYED: _schema(ENVIRONMENT_DESTROYED, "An environment's stacks were destroyed.", {
         **_ENV,
         "stacks": {"type": "integer", "minimum": 0, "description": "How many stacks were destroyed."},
-    }, ["base", "ephemeral", "stacks"]),
+    }, ["base", "ephemeral", "stacks", "simulated"]),
     ENVIRONMENT_EXPIRED: _schema(ENVIRONMENT_EXPIRED, "Garbage collection found an environment past its expiry "
                                  "(sent before it is destroyed).", {
         **_ENV,
-    }, ["base", "ephemeral", "owner", "expires_at"]),
+    }, ["base", "ephemeral", "owner", "expires_at", "simulated"]),
     DRIFT_DETECTED: _schema(DRIFT_DETECTED, "A drift check (`ode drift`) found a deployed stack whose resources differ "
                             "in the cloud from its state.", {
         **{k: v for k, v in _STACK.items() if k != "duration_s"},
@@ -193,22 +199,24 @@ class LifecycleEvents:
 
     def environment_created(self, env: str, *, base: str | None, ephemeral: bool, owner: str | None,
                             expires_at: str | None, contexts: list[str] | None, reuse: Iterable[str] = (),
-                            ok: bool = True) -> bool:
+                            ok: bool = True, simulated: bool = False) -> bool:
         """An environment was created or updated (``ok``: every stack deployed)."""
         return self._send(environment_created(env, base=base, ephemeral=ephemeral, owner=owner,
-                                              expires_at=expires_at, contexts=contexts, reuse=reuse, ok=ok))
+                                              expires_at=expires_at, contexts=contexts, reuse=reuse, ok=ok,
+                                              simulated=simulated))
 
     def environment_destroyed(self, env: str, *, base: str | None, ephemeral: bool, stacks: int,
-                              owner: str | None = None, expires_at: str | None = None) -> bool:
+                              owner: str | None = None, expires_at: str | None = None,
+                              simulated: bool = False) -> bool:
         """An environment's stacks were destroyed."""
         return self._send(environment_destroyed(env, base=base, ephemeral=ephemeral, stacks=stacks, owner=owner,
-                                                expires_at=expires_at))
+                                                expires_at=expires_at, simulated=simulated))
 
     def environment_expired(self, env: str, *, base: str | None, owner: str | None, expires_at: str | None,
-                            ephemeral: bool = True) -> bool:
+                            ephemeral: bool = True, simulated: bool = False) -> bool:
         """Garbage collection found ``env`` past its expiry (sent before it destroys it)."""
         return self._send(environment_expired(env, base=base, owner=owner, expires_at=expires_at,
-                                              ephemeral=ephemeral))
+                                              ephemeral=ephemeral, simulated=simulated))
 
     def drift_detected(self, env: str, context: str, *, engine: str, resources: list[dict[str, Any]],
                        simulated: bool = False) -> bool:
@@ -255,25 +263,27 @@ def stack_failed(env: str, context: str, *, engine: str, error: str, duration_s:
 
 
 def environment_created(env: str, *, base: str | None, ephemeral: bool, owner: str | None, expires_at: str | None,
-                        contexts: list[str] | None, reuse: Iterable[str] = (), ok: bool = True) -> Event:
+                        contexts: list[str] | None, reuse: Iterable[str] = (), ok: bool = True,
+                        simulated: bool = False) -> Event:
     """An EnvironmentCreated event (also sent when an environment is updated)."""
     return ENVIRONMENT_CREATED, {
         "environment": env, "base": base, "ephemeral": ephemeral, "owner": owner, "expires_at": expires_at,
-        "contexts": None if contexts is None else list(contexts), "reuse": list(reuse), "ok": ok}
+        "contexts": None if contexts is None else list(contexts), "reuse": list(reuse), "ok": ok,
+        "simulated": simulated}
 
 
 def environment_destroyed(env: str, *, base: str | None, ephemeral: bool, stacks: int, owner: str | None = None,
-                          expires_at: str | None = None) -> Event:
+                          expires_at: str | None = None, simulated: bool = False) -> Event:
     """An EnvironmentDestroyed event."""
     return ENVIRONMENT_DESTROYED, {"environment": env, "base": base, "ephemeral": ephemeral, "stacks": stacks,
-                                   "owner": owner, "expires_at": expires_at}
+                                   "owner": owner, "expires_at": expires_at, "simulated": simulated}
 
 
 def environment_expired(env: str, *, base: str | None, owner: str | None, expires_at: str | None,
-                        ephemeral: bool = True) -> Event:
+                        ephemeral: bool = True, simulated: bool = False) -> Event:
     """An EnvironmentExpired event (sent by gc before it destroys the environment)."""
     return ENVIRONMENT_EXPIRED, {"environment": env, "base": base, "ephemeral": ephemeral, "owner": owner,
-                                 "expires_at": expires_at}
+                                 "expires_at": expires_at, "simulated": simulated}
 
 
 class Emitter(Protocol):

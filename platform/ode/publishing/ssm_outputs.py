@@ -15,6 +15,11 @@ A consumer deployed from another repository, whose registry never saw its produc
 (:class:`ProducerOutputs`). Secret values read back stay in memory: they are handed to the engine as secret config,
 never written to the registry or printed.
 
+**Rehearsals are marked, and never replace reality.** Every parameter carries the tags ``ode:engine`` (the engine
+that deployed the stack) and ``ode:simulated`` (``true`` when a simulated run published it: its values are made up).
+A simulated run never overwrites or removes a parameter that a real engine wrote (one without
+``ode:simulated=true``): :meth:`SsmOutputs.publish` refuses, and ``ode`` refuses the whole run before it starts.
+
 The client comes from :mod:`ode.aws_clients`: calls have timeouts and a few attempts (an SSM endpoint that never
 answers costs a run one wait, then one warning per stack), and ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SSM``
 point it at moto or LocalStack.
@@ -37,6 +42,8 @@ from ..status import StackStatus
 #: What SSM accepts in one path segment (and what ode's names use).
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
 ROOT = "/ode"
+#: The tags every parameter carries: which engine published it, and whether that was a rehearsal.
+ENGINE_TAG, SIMULATED_TAG = "ode:engine", "ode:simulated"
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +80,20 @@ class SsmOutputs:
     def _path(self, env: str, context: str) -> str:
         return parameter_name(self.project, env, context, "x").rsplit("/", 1)[0] + "/"
 
-    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = ()
-                ) -> list[str]:
-        """Write each interface of ``outputs`` (secret ones as SecureString); remove parameters of interfaces the
-        stack no longer has. Returns the names written."""
+    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = (), *,
+                engine: str = "", simulated: bool = False) -> list[str]:
+        """Write each interface of ``outputs`` (secret ones as SecureString), tagged with ``engine`` and whether
+        the run was ``simulated``; remove parameters of interfaces the stack no longer has. Returns the names
+        written. A simulated run that would replace a real engine's parameter is refused (:class:`PublishError`,
+        nothing written)."""
         secret = set(secret_outputs)
         written: list[str] = []
         try:
+            if simulated:
+                real = [name for name, rehearsal in self.marks(env, context).items() if not rehearsal]
+                if real:
+                    raise PublishError(f"refusing to publish the outputs of {env}.{context} from a simulated run: "
+                                       f"{real[0]} was published by a real engine, and a rehearsal never replaces it")
             for interface, value in sorted(outputs.items()):
                 name = parameter_name(self.project, env, context, interface)
                 args: dict[str, Any] = {"Name": name, "Value": json.dumps(value, sort_keys=True), "Overwrite": True,
@@ -90,6 +104,10 @@ class SsmOutputs:
                 if interface in secret and self.kms_key_id:
                     args["KeyId"] = self.kms_key_id
                 self.client.put_parameter(**args)
+                # Tags cannot go with Overwrite in one call: set after, on a new parameter and an old one alike.
+                self.client.add_tags_to_resource(ResourceType="Parameter", ResourceId=name, Tags=[
+                    {"Key": ENGINE_TAG, "Value": engine or "unknown"},
+                    {"Key": SIMULATED_TAG, "Value": "true" if simulated else "false"}])
                 written.append(name)
             stale = [n for n in self._names(env, context) if n not in written]
             if stale:
@@ -99,10 +117,19 @@ class SsmOutputs:
             raise PublishError(f"cannot publish the outputs of {env}.{context} to SSM: {_reason(exc)}") from None
         return written
 
-    def unpublish(self, env: str, context: str) -> list[str]:
-        """Remove a destroyed stack's parameters; returns their names."""
+    def unpublish(self, env: str, context: str, *, simulated: bool = False) -> list[str]:
+        """Remove a destroyed stack's parameters; returns their names. A simulated run removes only what
+        rehearsals published (a real engine's parameters are refused: :class:`PublishError`, nothing removed)."""
         try:
-            names = self._names(env, context)
+            if simulated:
+                marks = self.marks(env, context)
+                real = [name for name, rehearsal in marks.items() if not rehearsal]
+                if real:
+                    raise PublishError(f"refusing to remove the outputs of {env}.{context} from a simulated run: "
+                                       f"{real[0]} was published by a real engine")
+                names = sorted(marks)
+            else:
+                names = self._names(env, context)
             if names:
                 self._delete(names)
         except _aws_errors() as exc:
@@ -123,6 +150,22 @@ class SsmOutputs:
         except _aws_errors() as exc:
             raise PublishError(f"cannot read the outputs of {env}.{context} from SSM: {_reason(exc)}") from None
         return (outputs, frozenset(secret)) if outputs else None
+
+    def marks(self, env: str, context: str) -> dict[str, bool]:
+        """Each published parameter of ``env.context`` -> whether a simulated run published it (tag
+        ``ode:simulated=true``); a parameter without the tag was written by a real engine (or before the tags)."""
+        found = {}
+        for name in self._names(env, context):
+            tags = self.client.list_tags_for_resource(ResourceType="Parameter", ResourceId=name).get("TagList", [])
+            found[name] = any(t.get("Key") == SIMULATED_TAG and t.get("Value") == "true" for t in tags)
+        return found
+
+    def simulated(self, env: str, context: str) -> bool:
+        """Whether any published output of ``env.context`` comes from a simulated run (made-up values)."""
+        try:
+            return any(self.marks(env, context).values())
+        except _aws_errors() as exc:
+            raise PublishError(f"cannot read the tags of {env}.{context}'s outputs in SSM: {_reason(exc)}") from None
 
     def _parameters(self, env: str, context: str, *, decrypt: bool) -> list[dict[str, Any]]:
         paginator = self.client.get_paginator("get_parameters_by_path")
@@ -197,10 +240,18 @@ class OutputsPublisher:
         self._client_for = client_for
         self._stores: dict[str | None, SsmOutputs] = {}
         self._lock = threading.Lock()
+        #: Environments whose SSM outputs this process leaves alone (a rehearsal that could not check them).
+        self._suspended: set[str] = set()
+
+    def suspend(self, env: str) -> None:
+        """Publish nothing more for ``env`` in this process, and read nothing from it: a simulated run that could
+        not check what a real engine published there must not write over it."""
+        with self._lock:
+            self._suspended.add(env)
 
     def _store(self, env: str) -> SsmOutputs | None:
         wanted, region = self.place(env)
-        if not wanted:
+        if not wanted or env in self._suspended:
             return None
         with self._lock:
             if region not in self._stores:
@@ -208,21 +259,23 @@ class OutputsPublisher:
                 self._stores[region] = SsmOutputs(self.project, region=region, client=client)
             return self._stores[region]
 
-    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = ()) -> None:
-        """Publish a deployed stack's outputs (secret ones as SecureString); a failure is a warning."""
+    def publish(self, env: str, context: str, outputs: dict[str, Any], secret_outputs: Iterable[str] = (), *,
+                engine: str = "", simulated: bool = False) -> None:
+        """Publish a deployed stack's outputs (secret ones as SecureString, every one tagged with ``engine`` and
+        ``simulated``); a failure, or a rehearsal that would replace a real engine's outputs, is a warning."""
         try:
             store = self._store(env)
             if store is not None:
-                store.publish(env, context, outputs, secret_outputs)
+                store.publish(env, context, outputs, secret_outputs, engine=engine, simulated=simulated)
         except Exception as exc:  # noqa: BLE001 - publishing must never fail the deploy
             log.warning("%s", _one_line(exc, f"could not publish the outputs of {env}.{context} to SSM"))
 
-    def unpublish(self, env: str, context: str) -> None:
-        """Remove a destroyed stack's parameters; a failure is a warning."""
+    def unpublish(self, env: str, context: str, *, simulated: bool = False) -> None:
+        """Remove a destroyed stack's parameters (a simulated run: only a rehearsal's); a failure is a warning."""
         try:
             store = self._store(env)
             if store is not None:
-                store.unpublish(env, context)
+                store.unpublish(env, context, simulated=simulated)
         except Exception as exc:  # noqa: BLE001 - a destroy that worked is not undone by this
             log.warning("%s", _one_line(exc, f"could not remove the outputs of {env}.{context} from SSM"))
 
@@ -235,6 +288,35 @@ class OutputsPublisher:
         except Exception as exc:  # noqa: BLE001 - the caller reports the producer as not deployed
             log.warning("%s", _one_line(exc, f"could not read the outputs of {env}.{context} from SSM"))
             return None
+
+
+    def simulated(self, env: str, context: str) -> bool:
+        """Whether the published outputs of ``env.context`` come from a simulated run (False when none are, the
+        environment does not publish, or SSM cannot be read: a warning says so)."""
+        try:
+            store = self._store(env)
+            return store.simulated(env, context) if store is not None else False
+        except Exception as exc:  # noqa: BLE001 - the caller goes on with what it read
+            log.warning("%s", _one_line(exc, f"could not read the tags of {env}.{context}'s outputs in SSM"))
+            return False
+
+    def real(self, env: str, contexts: Iterable[str]) -> list[str]:
+        """The contexts of ``contexts`` whose outputs a real engine published in ``env`` (what a simulated run must
+        not replace); empty when the environment does not publish. SSM that cannot be read is a
+        :class:`PublishError`: a rehearsal is not let loose on outputs nobody could check."""
+        store = self._store(env)
+        if store is None:
+            return []
+        found = []
+        for context in contexts:
+            try:
+                marks = store.marks(env, context)
+            except _aws_errors() as exc:
+                raise PublishError(f"cannot check the outputs of {env}.{context} in SSM before a simulated run: "
+                                   f"{_reason(exc)}") from None
+            if any(not rehearsal for rehearsal in marks.values()):
+                found.append(context)
+        return found
 
 
 def _one_line(exc: Exception, fallback: str) -> str:

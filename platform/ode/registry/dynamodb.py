@@ -26,6 +26,13 @@ runner takes it over (marking the old run ``abandoned``). Breaking a live lease 
 ``force``: a live lease means a live runner somewhere. Expiry is judged by the reader's clock against the one the
 holder wrote, so runners' clocks must agree to well within a lease's time to live (60 s by default; NTP does).
 
+**Fencing.** While this object holds an environment's lease (from ``begin_run`` to ``end_run``), every write it
+makes about that environment is one ``TransactWriteItems``: a ``ConditionCheck`` that the lock item still carries
+the run's id (the fencing token), and the write. A runner paused past its lease (a GC pause, a frozen VM) whose
+lease another runner took over therefore writes nothing when it wakes: the transaction is cancelled and
+:class:`LeaseLostError` names the successor (the lock item as it is, ``ReturnValuesOnConditionCheckFailure``). A
+heartbeat that cannot renew the lease records the same error, which :meth:`DynamoDBRegistry.lease_lost` reports.
+
 **Endpoints and bounded calls.** The client comes from :mod:`ode.aws_clients`: boto3 picks the endpoint, so
 ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_DYNAMODB`` point it at moto's server or LocalStack; every call has connect
 and read timeouts and a few attempts of botocore's ``standard`` retry mode, so a table whose endpoint never answers
@@ -59,7 +66,7 @@ from .. import aws_clients
 from ..clock import Clock, iso, utcnow
 from ..errors import UsageError
 from ..status import EnvironmentStatus, RunStatus, StackStatus
-from .errors import LockedError, RegistryError, RegistryNotFoundError
+from .errors import LeaseLostError, LockedError, RegistryError, RegistryNotFoundError
 from .records import (
     EnvironmentRecord,
     LockInfo,
@@ -248,8 +255,7 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.registry.lease_s / 3):
             try:
                 if not self.registry.renew(self.env, self.run_id):
-                    log.warning("lost the lease on environment %r (run %s): another runner took it over",
-                                self.env, self.run_id)
+                    self.registry._lease_gone(self.env, self.run_id)
                     return
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
                 log.warning("could not renew the lease on %r: %s", self.env, exc)
@@ -272,6 +278,11 @@ class DynamoDBRegistry:
         self._count_lock = threading.Lock()
         self.client.meta.events.register("before-call.dynamodb.*", self._count)
         self._heartbeats: dict[tuple[str, int], _Heartbeat] = {}
+        #: Environment -> the run whose lease this object holds (the fencing token of its writes), and what was
+        #: found when that lease was lost. A lost lease's token stays until a new run: every later write about the
+        #: environment is refused, even from a thread that was still at work.
+        self._fences: dict[str, int] = {}
+        self._lost: dict[str, LeaseLostError] = {}
         #: Whether opening it made the table: like the SQLite registry's file, a missing table is created on first
         #: use (the same settings as `ode registry init`) and the front end announces it in one line.
         self.created = False
@@ -310,6 +321,69 @@ class DynamoDBRegistry:
             raise RegistryError(f"{self.url}: {code}: {exc.response.get('Error', {}).get('Message', exc)}") from None
         except BotoCoreError as exc:
             raise RegistryError(f"{self.url}: {exc}") from None
+
+    def _lock_check(self, env: str, run_id: int) -> dict[str, Any]:
+        """A transaction's check that run ``run_id`` still holds ``env``'s lease (the lock item as it is, if not)."""
+        return {"ConditionCheck": {"TableName": self.table, "Key": {"pk": _env_pk(env), "sk": {"S": "LOCK"}},
+                                   "ConditionExpression": "run_id = :fence",
+                                   "ExpressionAttributeValues": {":fence": {"N": str(run_id)}},
+                                   "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+    def _write(self, env: str, operation: str, **params: Any) -> None:
+        """One write about ``env`` (``put_item``, ``update_item`` or ``delete_item``), fenced while this object holds
+        ``env``'s lease: :class:`LeaseLostError` when another run holds it now (nothing is written). A failed
+        condition of the write itself raises ``ClientError``, as the plain call does."""
+        if env in self._lost:
+            raise self._lost[env]
+        run_id = self._fences.get(env)
+        if run_id is None:
+            self._call(operation, **params)
+            return
+        kind = {"put_item": "Put", "update_item": "Update", "delete_item": "Delete"}[operation]
+        try:
+            self._transact([self._lock_check(env, run_id), {kind: {"TableName": self.table, **params}}])
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            codes = [r.get("Code") for r in reasons]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                item = reasons[0].get("Item")
+                raise self._lose(env, run_id, _plain(item) if item else None) from None
+            if not codes:  # an endpoint that does not say why: look at the lock itself
+                lease = self.lease(env)
+                if lease is None or lease.run_id != run_id:
+                    raise self._lease_gone(env, run_id) from None
+            raise
+
+    def _lose(self, env: str, run_id: int, lock: dict[str, Any] | None) -> LeaseLostError:
+        """Remember (and return) that run ``run_id`` lost ``env``'s lease to the holder of ``lock`` (None: free
+        again, and the successor, if any, is the first run after this one)."""
+        if lock is None:
+            try:
+                lock = next((d for d in self._query(_env_pk(env), "RUN#") if int(d["run_id"]) > run_id), None)
+            except RegistryError:
+                lock = None
+        error = (LeaseLostError(env, run_id) if lock is None else
+                 LeaseLostError(env, run_id, lock.get("holder"), int(lock["run_id"]) if "run_id" in lock else None,
+                                lock.get("command")))
+        if self._fences.get(env) == run_id:
+            self._lost.setdefault(env, error)
+            return self._lost[env]
+        return error
+
+    def _lease_gone(self, env: str, run_id: int) -> LeaseLostError:
+        """Record that run ``run_id`` lost ``env``'s lease (its heartbeat could not renew it, or a write found the
+        lock item changed), naming who holds it now; returns the error that its next write raises."""
+        try:
+            lease = self.lease(env)
+        except RegistryError:
+            lease = None
+        lock = None if lease is None or lease.run_id == run_id else {
+            "holder": lease.holder, "run_id": lease.run_id, "command": lease.command}
+        return self._lose(env, run_id, lock)
+
+    def lease_lost(self, env: str) -> LeaseLostError | None:
+        """The lost lease a fenced write or the heartbeat found on ``env``; None while it is held."""
+        return self._lost.get(env)
 
     def _table_exists(self) -> bool:
         try:
@@ -376,7 +450,7 @@ class DynamoDBRegistry:
     def put_environment(self, record: EnvironmentRecord) -> None:
         """Insert or replace an environment's record."""
         now = self._now()
-        self._call("put_item", Item={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{record.name}"}, **_item(
+        self._write(record.name, "put_item", Item={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{record.name}"}, **_item(
             name=record.name, base=record.base, ephemeral=record.ephemeral, owner=record.owner,
             created_at=record.created_at or now, expires_at=record.expires_at,
             contexts=None if record.contexts is None else json.dumps(record.contexts),
@@ -386,7 +460,7 @@ class DynamoDBRegistry:
         """Record a long-lived environment on its first run (a no-op when it is known)."""
         now = self._now()
         try:
-            self._call("put_item", Item={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{name}"}, **_item(
+            self._write(name, "put_item", Item={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{name}"}, **_item(
                 name=name, base=base, ephemeral=False, created_at=now, reuse="[]", status=EnvironmentStatus.ACTIVE,
                 updated_at=now)},
                 ConditionExpression="attribute_not_exists(pk)")
@@ -396,8 +470,8 @@ class DynamoDBRegistry:
     def set_environment_status(self, name: str, status: str) -> None:
         """Change a known environment's status; an unknown one stays unknown."""
         try:
-            self._call("update_item", Key={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{name}"}},
-                       UpdateExpression="SET #s = :s, updated_at = :now", ConditionExpression="attribute_exists(pk)",
+            self._write(name, "update_item", Key={"pk": {"S": _ENVS}, "sk": {"S": f"ENV#{name}"}},
+                        UpdateExpression="SET #s = :s, updated_at = :now", ConditionExpression="attribute_exists(pk)",
                        ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":s": {"S": status}, ":now": {"S": self._now()}})
         except ClientError:
@@ -438,8 +512,8 @@ class DynamoDBRegistry:
         if run_id is not None:
             sets += ", run_id = :r"
             values[":r"] = {"N": str(run_id)}
-        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
-                   UpdateExpression=f"SET {sets} REMOVE fingerprint, finished_at, duration_s, #err"
+        self._write(env, "update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
+                    UpdateExpression=f"SET {sets} REMOVE fingerprint, finished_at, duration_s, #err"
                    + ("" if run_id is not None else ", run_id"),
                    ExpressionAttributeNames={"#s": "status", "#err": "error"}, ExpressionAttributeValues=values)
 
@@ -452,16 +526,16 @@ class DynamoDBRegistry:
                        engine=engine, simulated=simulated, started_at=started_at, finished_at=finished_at,
                        duration_s=duration_s, context=context)
         names = {f"#{k}": k for k in fields}
-        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
-                   UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields) + " REMOVE #error",
+        self._write(env, "update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
+                    UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in fields) + " REMOVE #error",
                    ExpressionAttributeNames={**names, "#error": "error"},
                    ExpressionAttributeValues={f":{k}": v for k, v in fields.items()})
 
     def record_failure(self, env: str, context: str, *, error: str, finished_at: str, duration_s: float) -> None:
         """A stack's run failed: no fingerprint, its last outputs kept; an unknown stack stays unknown."""
         try:
-            self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
-                       UpdateExpression="SET #s = :s, #err = :err, finished_at = :f, duration_s = :d "
+            self._write(env, "update_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}},
+                        UpdateExpression="SET #s = :s, #err = :err, finished_at = :f, duration_s = :d "
                                         "REMOVE fingerprint",
                        ConditionExpression="attribute_exists(pk)",
                        ExpressionAttributeNames={"#s": "status", "#err": "error"},
@@ -472,7 +546,7 @@ class DynamoDBRegistry:
 
     def forget_stack(self, env: str, context: str) -> None:
         """A stack was destroyed: it leaves the registry."""
-        self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}})
+        self._write(env, "delete_item", Key={"pk": _env_pk(env), "sk": {"S": f"STACK#{context}"}})
 
     def interrupted(self, env: str) -> list[StackRecord]:
         """Stacks left running or destroying by a run that did not finish (a killed runner)."""
@@ -549,6 +623,8 @@ class DynamoDBRegistry:
                 continue  # another runner wrote the lease first: look again
             if current is not None:
                 self._abandon(env, current.run_id)
+            self._fences[env] = run_id
+            self._lost.pop(env, None)
             self._start_heartbeat(env, run_id)
             return run_id
         current = self.lease(env)
@@ -585,18 +661,38 @@ class DynamoDBRegistry:
         return True
 
     def end_run(self, run_id: int, env: str, status: str) -> None:
-        """Record how a run ended, stop its heartbeat and release its lease (if it still holds it)."""
+        """Record how a run ended, stop its heartbeat and release its lease. A run whose lease was taken over is
+        recorded ``abandoned`` instead (if its record still says running or abandoned), and the successor's lease
+        and run are left as they are."""
         beat = self._heartbeats.pop((env, run_id), None)
         if beat is not None:
             beat.stopped.set()
-        self._call("update_item", Key={"pk": _env_pk(env), "sk": _run_sk(run_id)},
-                   UpdateExpression="SET #s = :s, finished_at = :f", ExpressionAttributeNames={"#s": "status"},
-                   ExpressionAttributeValues={":s": {"S": status}, ":f": {"S": self._now()}})
+        ended = {"Update": {"TableName": self.table, "Key": {"pk": _env_pk(env), "sk": _run_sk(run_id)},
+                            "UpdateExpression": "SET #s = :s, finished_at = :f",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {":s": {"S": status}, ":f": {"S": self._now()}}}}
+        try:  # the status only while the lease is still this run's: one transaction with the check
+            self._transact([self._lock_check(env, run_id), ended])
+        except ClientError:
+            try:
+                self._call("update_item", Key={"pk": _env_pk(env), "sk": _run_sk(run_id)},
+                           UpdateExpression="SET #s = :ab, finished_at = if_not_exists(finished_at, :now)",
+                           ConditionExpression="#s IN (:running, :ab)", ExpressionAttributeNames={"#s": "status"},
+                           ExpressionAttributeValues={":ab": {"S": RunStatus.ABANDONED}, ":now": {"S": self._now()},
+                                                      ":running": {"S": RunStatus.RUNNING}})
+            except ClientError:
+                pass  # no such run, or it ended already
+            if self._fences.get(env) == run_id:
+                self._lost.setdefault(env, LeaseLostError(env, run_id))
+            return
         try:
             self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": "LOCK"}}, ConditionExpression="run_id = :r",
                        ExpressionAttributeValues={":r": {"N": str(run_id)}})
         except ClientError:
             pass  # taken over meanwhile: the lease is someone else's now
+        if self._fences.get(env) == run_id:
+            self._fences.pop(env)
+            self._lost.pop(env, None)
 
     def release_lock(self, env: str) -> bool:
         """Release this process's lease on ``env`` (its heartbeat stops); False when that write failed (the lease
@@ -604,14 +700,22 @@ class DynamoDBRegistry:
         for key in [k for k in self._heartbeats if k[0] == env]:
             self._heartbeats.pop(key).stopped.set()
         _holder_text, host, pid = holder()
+        run_id = self._fences.get(env)
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "#h = :h AND pid = :p", "ExpressionAttributeNames": {"#h": "host"},
+             "ExpressionAttributeValues": {":h": {"S": host}, ":p": {"N": str(pid)}}} if run_id is None else
+            {"ConditionExpression": "run_id = :r", "ExpressionAttributeValues": {":r": {"N": str(run_id)}}})
         try:
-            self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": "LOCK"}},
-                       ConditionExpression="#h = :h AND pid = :p", ExpressionAttributeNames={"#h": "host"},
-                       ExpressionAttributeValues={":h": {"S": host}, ":p": {"N": str(pid)}})
+            self._call("delete_item", Key={"pk": _env_pk(env), "sk": {"S": "LOCK"}}, **condition)
         except ClientError:
+            if run_id is not None:  # not ours any more: keep refusing this run's writes
+                self._lost.setdefault(env, LeaseLostError(env, run_id))
             return True  # not ours (or gone already): nothing of this process to release
         except RegistryError:
             return False
+        if run_id is not None:
+            self._fences.pop(env, None)
+            self._lost.pop(env, None)
         return True
 
     def break_lock(self, env: str, *, force: bool = False) -> Lease | None:
@@ -654,14 +758,14 @@ class DynamoDBRegistry:
         values: dict[str, Any] = {":c": {"S": context}, ":t": {"S": checked_at},
                                   ":d": {"NULL": True} if drifted is None else {"S": json.dumps(drifted, default=str)},
                                   ":e": {"NULL": True} if error is None else {"S": error}}
-        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
-                   UpdateExpression="SET context = :c, checked_at = :t, drifted = :d, #e = :e",
+        self._write(env, "update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
+                    UpdateExpression="SET context = :c, checked_at = :t, drifted = :d, #e = :e",
                    ExpressionAttributeNames={"#e": "error"}, ExpressionAttributeValues=values)
 
     def record_heal(self, env: str, context: str, *, healed_at: str, run_id: int | None) -> None:
         """Record that a drifted stack was redeployed by run ``run_id``."""
-        self._call("update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
-                   UpdateExpression="SET context = :c, healed_at = :h, heal_run = :r, "
+        self._write(env, "update_item", Key={"pk": _env_pk(env), "sk": {"S": f"DRIFT#{context}"}},
+                    UpdateExpression="SET context = :c, healed_at = :h, heal_run = :r, "
                                     "checked_at = if_not_exists(checked_at, :h)",
                    ExpressionAttributeValues={":c": {"S": context}, ":h": {"S": healed_at},
                                               ":r": {"NULL": True} if run_id is None else {"N": str(run_id)}})

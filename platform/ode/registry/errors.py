@@ -42,3 +42,25 @@ class CopyLockedError(LockedError):
         self.env, self.holder, self.command, self.since = env, holder, command, since
         OdeError.__init__(self, f"registry copy: {env!r} in the {side} is locked by a live run, {holder} (`{command}`, "
                                 f"since {since}); nothing was copied: wait for it to finish")
+
+
+class LeaseLostError(OdeError):
+    """A run no longer holds its environment's lock: another run took it over (a lease that ran out while this
+    runner was paused, a lock broken with ``--force-unlock``), or it was broken and is free. Raised by a fenced
+    write, which then changed nothing; the run must write nothing more, start nothing more, and stop (exit 3).
+
+    ``successor`` names the run that holds the lock now (``user@host pid N``), with its run id and command; None
+    when nobody holds it."""
+
+    exit_code = 3
+
+    def __init__(self, env: str, run_id: int, successor: str | None = None, successor_run: int | None = None,
+                 command: str | None = None):
+        self.env, self.run_id = env, run_id
+        self.successor, self.successor_run, self.command = successor, successor_run, command
+        if successor:
+            who = successor + (f" (run {successor_run}, `{command}`)" if successor_run is not None else "")
+            what = f"lost the lock on environment {env!r} to {who}"
+        else:
+            what = f"lost the lock on environment {env!r}: it was broken and no run holds it now"
+        super().__init__(f"{what}: this run (run {run_id}) stopped, wrote nothing more and is abandoned")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from .errors import LeaseLostError
 from .records import EnvironmentRecord, LockInfo, RegistryIdentity, RunRecord, StackRecord
 
 
@@ -13,6 +14,14 @@ class RegistryBackend(Protocol):
 
     Every method is atomic on its own and safe to call from several threads. Secret output values are never
     given to a registry: ``record_success`` gets public outputs and the *names* of the secret ones.
+
+    **Fencing.** From :meth:`begin_run` to :meth:`end_run` (or :meth:`release_lock`), the run's id is a fencing
+    token: every write this registry object makes about that environment (its record, its stacks, its drift
+    checks) is applied only if that run still holds the environment's lock, checked atomically with the write (a
+    condition in the same DynamoDB transaction, a check inside the same SQLite transaction). When another run took
+    the lock over (or it was broken), the write changes nothing and raises :class:`LeaseLostError`, naming the
+    successor; :meth:`lease_lost` then says so too, as it does when a lease's heartbeat finds the lease gone. Writes
+    about environments this object holds no lock on (``registry copy``, tests) are not fenced.
     """
 
     #: True when opening it made a new, empty store (a new SQLite file): a command says so, as a wrong
@@ -71,11 +80,17 @@ class RegistryBackend(Protocol):
         ``force`` too, where the backend can tell (leases)."""
 
     def end_run(self, run_id: int, env: str, status: str) -> None:
-        """Record how a run ended and release the lock it holds."""
+        """Record how a run ended and release the lock it holds. A run that lost its lock is recorded
+        ``abandoned`` instead (only if its record still says running or abandoned), and the successor's lock is
+        left as it is."""
 
     def release_lock(self, env: str) -> bool:
         """Release this process's lock on ``env`` alone (when recording the run's end failed); False when even
         that write failed."""
+
+    def lease_lost(self, env: str) -> LeaseLostError | None:
+        """What this object knows, without asking the store, of a lost lock on ``env``: the error a fenced write
+        raised or a heartbeat found, while the run is not ended; None while the lock is held (or none is)."""
 
     def lock_holder(self, env: str) -> str | None:
         """Who holds ``env``'s lock, for ``ode status``: a line starting ``user@host pid N``; None when free."""

@@ -8,6 +8,11 @@ environment. SQLite in ``<state dir>/registry.db``; safe across threads and proc
 
 Secrets never reach this file: a stack's secret outputs are kept by name only (their values stay in Pulumi's
 encrypted state).
+
+**Fencing.** While this object holds an environment's lock (from ``begin_run`` to ``end_run``), every write it makes
+about that environment checks, inside its own transaction, that the lock is still that run's: the lock row has the
+run's holder and start time, and the run still says ``running``. A lock is lost only when it is broken (another
+host's lock, ``--force-unlock``): the write then changes nothing and raises :class:`LeaseLostError`.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from ..clock import iso, parse_iso, utcnow
 from ..errors import UsageError
 from ..state_dir import StateDirError, make_state_dir
 from ..status import StackStatus
-from .errors import LockedError, RegistryError, RegistryNotFoundError
+from .errors import LeaseLostError, LockedError, RegistryError, RegistryNotFoundError
 from .protocol import RegistryBackend
 from .records import EnvironmentRecord, LockInfo, RegistryIdentity, RunRecord, StackRecord, holder, process_alive
 
@@ -109,6 +114,11 @@ class Registry:
         self.path = self.state_dir / "registry.db"
         self._lock = threading.RLock()
         self.created = False
+        #: Environment -> the run whose lock this object holds (the fencing token of its writes), and what a
+        #: fenced write found when that lock was lost. A lost lock's token stays until a new run: every later
+        #: write about the environment is refused, even from a thread that was still at work.
+        self._fences: dict[str, int] = {}
+        self._lost: dict[str, LeaseLostError] = {}
         if not create:
             try:
                 present = self.path.exists()
@@ -157,15 +167,21 @@ class Registry:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, fence: str | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (BEGIN IMMEDIATE) so that racing processes queue up. An SQLite
-        error rolls it back and becomes a :class:`RegistryError`."""
+        error rolls it back and becomes a :class:`RegistryError`. ``fence``: the environment the write is about;
+        while this object holds its lock, the transaction first checks that it still does
+        (:class:`LeaseLostError` otherwise, and nothing is written)."""
+        if fence is not None and fence in self._lost:
+            raise self._lost[fence]
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _registry_error(self.path, exc) from None
             try:
+                if fence is not None and fence in self._fences:
+                    self._check_fence(self._db, fence, self._fences[fence])
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as exc:
@@ -176,6 +192,30 @@ class Registry:
                 if isinstance(exc, sqlite3.Error):
                     raise _registry_error(self.path, exc) from None
                 raise
+
+    #: The lock row of ``env`` when it is run ``?``'s own: taken by that run (same holder, same time) still running.
+    _OWN_LOCK = ("SELECT 1 FROM locks l JOIN runs r ON r.id = ? WHERE l.env = ? AND l.holder = r.holder AND "
+                 "l.acquired_at = r.started_at AND r.status = 'running'")
+
+    def _check_fence(self, db: sqlite3.Connection, env: str, run_id: int) -> None:
+        """Raise :class:`LeaseLostError` (and remember it) when run ``run_id`` no longer holds ``env``'s lock."""
+        if db.execute(self._OWN_LOCK, (run_id, env)).fetchone() is not None:
+            return
+        row = db.execute("SELECT holder, command, acquired_at FROM locks WHERE env = ?", (env,)).fetchone()
+        if row is None:  # free again: the successor, if any, is the first run after this one
+            later = db.execute("SELECT holder, id, command FROM runs WHERE env = ? AND id > ? ORDER BY id LIMIT 1",
+                               (env, run_id)).fetchone()
+            lost = LeaseLostError(env, run_id, *later) if later else LeaseLostError(env, run_id)
+        else:
+            successor = db.execute("SELECT id FROM runs WHERE env = ? AND holder = ? AND started_at = ? ORDER BY id "
+                                   "DESC LIMIT 1", (env, row[0], row[2])).fetchone()
+            lost = LeaseLostError(env, run_id, row[0], successor[0] if successor else None, row[1])
+        self._lost[env] = lost
+        raise lost
+
+    def lease_lost(self, env: str) -> LeaseLostError | None:
+        """The lost lock a fenced write found on ``env`` (see the module's docstring); None while it is held."""
+        return self._lost.get(env)
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query; an SQLite error becomes a :class:`RegistryError`."""
@@ -211,7 +251,7 @@ class Registry:
 
     def put_environment(self, record: EnvironmentRecord) -> None:
         """Insert or replace an environment's record."""
-        with self._tx() as db:
+        with self._tx(record.name) as db:
             db.execute(
                 "INSERT OR REPLACE INTO environments (name, base, ephemeral, owner, created_at, expires_at, contexts,"
                 " reuse, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -221,12 +261,12 @@ class Registry:
 
     def ensure_environment(self, name: str, base: str | None = None) -> None:
         """Record a long-lived environment on its first run (a no-op when it is known)."""
-        with self._tx() as db:
+        with self._tx(name) as db:
             db.execute("INSERT OR IGNORE INTO environments (name, base, ephemeral, created_at, status, updated_at)"
                        " VALUES (?, ?, 0, ?, 'active', ?)", (name, base, iso(utcnow()), iso(utcnow())))
 
     def set_environment_status(self, name: str, status: str) -> None:
-        with self._tx() as db:
+        with self._tx(name) as db:
             db.execute("UPDATE environments SET status = ?, updated_at = ? WHERE name = ?",
                        (status, iso(utcnow()), name))
 
@@ -258,7 +298,7 @@ class Registry:
         """Record that a stack's engine run starts. Its fingerprint is cleared first: if the process dies now, the
         next run does the stack again instead of trusting a half-done deploy."""
         status = StackStatus.DESTROYING if operation == "destroy" else StackStatus.RUNNING
-        with self._tx() as db:
+        with self._tx(env) as db:
             db.execute(
                 "INSERT INTO stacks (env, context, status, engine, started_at, run_id) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (env, context) DO UPDATE SET status = excluded.status, fingerprint = NULL, "
@@ -271,7 +311,7 @@ class Registry:
                        secret_outputs: list[str], engine: str, simulated: bool, started_at: str,
                        finished_at: str, duration_s: float) -> None:
         """A stack deployed: its fingerprint and outputs (secret values already removed by the caller)."""
-        with self._tx() as db:
+        with self._tx(env) as db:
             db.execute(
                 "INSERT OR REPLACE INTO stacks (env, context, status, fingerprint, inputs, outputs, secret_outputs,"
                 " engine, simulated, started_at, finished_at, duration_s, error, run_id) VALUES "
@@ -283,14 +323,14 @@ class Registry:
 
     def record_failure(self, env: str, context: str, *, error: str, finished_at: str, duration_s: float) -> None:
         """A stack's run failed: no fingerprint (it runs again next time); its last outputs are kept."""
-        with self._tx() as db:
+        with self._tx(env) as db:
             db.execute("UPDATE stacks SET status = 'failed', fingerprint = NULL, error = ?, finished_at = ?, "
                        "duration_s = ? WHERE env = ? AND context = ?",
                        (error, finished_at, duration_s, env, context))
 
     def forget_stack(self, env: str, context: str) -> None:
         """A stack was destroyed: it leaves the registry."""
-        with self._tx() as db:
+        with self._tx(env) as db:
             db.execute("DELETE FROM stacks WHERE env = ? AND context = ?", (env, context))
 
     def interrupted(self, env: str) -> list[StackRecord]:
@@ -329,28 +369,57 @@ class Registry:
                        (env, holder_text, host, pid, command, now))
             cur = db.execute("INSERT INTO runs (env, command, engine, holder, started_at, status) VALUES "
                              "(?, ?, ?, ?, ?, 'running')", (env, command, engine, holder_text, now))
-            return int(cur.lastrowid or 0)
+            run_id = int(cur.lastrowid or 0)
+        self._fences[env] = run_id
+        self._lost.pop(env, None)
+        return run_id
 
     def end_run(self, run_id: int, env: str, status: str) -> None:
         """Record how a run ended and release the environment's lock. When that write fails (a full disk...),
-        the lock alone is released in a second, smaller write before the error is raised."""
+        the lock alone is released in a second, smaller write before the error is raised. A run that lost its
+        lock is recorded ``abandoned`` (if its record still says running or abandoned); the successor's lock and
+        run are left as they are."""
         try:
             with self._tx() as db:
-                db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
-                           (status, iso(utcnow()), run_id))
-                db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+                if db.execute(self._OWN_LOCK, (run_id, env)).fetchone() is not None:
+                    db.execute("UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+                               (status, iso(utcnow()), run_id))
+                    db.execute(_DELETE_OWN_LOCK, (env, run_id))
+                    mine = True
+                else:
+                    db.execute("UPDATE runs SET status = 'abandoned', finished_at = COALESCE(finished_at, ?) "
+                               "WHERE id = ? AND status IN ('running', 'abandoned')", (iso(utcnow()), run_id))
+                    mine = False
         except RegistryError:
             self.release_lock(env)
             raise
+        if self._fences.get(env) == run_id:
+            if mine:
+                self._fences.pop(env)
+                self._lost.pop(env, None)
+            else:
+                self._lost.setdefault(env, LeaseLostError(env, run_id))
 
     def release_lock(self, env: str) -> bool:
-        """Release this process's lock on ``env``; False when even that write failed (the lock then names a pid
-        that is gone once this process ends, and the next run on this host breaks it)."""
+        """Release this process's lock on ``env`` (the lock of the run this object holds it with: never a
+        successor's); False when even that write failed (the lock then names a pid that is gone once this process
+        ends, and the next run on this host breaks it)."""
+        run_id = self._fences.get(env)
+        released = 0
         try:
             with self._tx() as db:
-                db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+                if run_id is None:
+                    db.execute("DELETE FROM locks WHERE env = ? AND pid = ?", (env, os.getpid()))
+                else:
+                    released = db.execute(_DELETE_OWN_LOCK, (env, run_id)).rowcount
         except RegistryError:
             return False
+        if run_id is not None:
+            if released:
+                self._fences.pop(env, None)
+                self._lost.pop(env, None)
+            else:  # not ours any more: keep refusing this run's writes
+                self._lost.setdefault(env, LeaseLostError(env, run_id))
         return True
 
     def lock_holder(self, env: str) -> str | None:
@@ -389,7 +458,7 @@ class Registry:
                            error: str | None = None) -> None:
         """Record that ``env.context`` was checked for drift: the drifted resources (``[]``: none; each with its
         changed properties, secrets already masked), or ``error`` when it could not be checked."""
-        with self._tx() as db:
+        with self._tx(env) as db:
             self._drift_table(db)
             db.execute("INSERT INTO drift (env, context, checked_at, drifted, error) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (env, context) DO UPDATE SET checked_at = excluded.checked_at, "
@@ -399,7 +468,7 @@ class Registry:
 
     def record_heal(self, env: str, context: str, *, healed_at: str, run_id: int | None) -> None:
         """Record that ``env.context`` was redeployed to undo its drift, by run ``run_id``."""
-        with self._tx() as db:
+        with self._tx(env) as db:
             self._drift_table(db)
             db.execute("INSERT INTO drift (env, context, checked_at, healed_at, heal_run) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (env, context) DO UPDATE SET healed_at = excluded.healed_at, "
@@ -415,6 +484,11 @@ class Registry:
         return [{"env": env, "context": r[0], "checked_at": r[1],
                  "drifted": None if r[2] is None else _loads(self.path, "drift", r[0], "drifted", r[2]),
                  "error": r[3], "healed_at": r[4], "heal_run": r[5]} for r in rows]
+
+
+#: Delete ``env``'s lock if it is run ``?``'s (the same holder and time as the run's record).
+_DELETE_OWN_LOCK = ("DELETE FROM locks WHERE env = ? AND EXISTS (SELECT 1 FROM runs r WHERE r.id = ? AND "
+                    "r.holder = locks.holder AND r.started_at = locks.acquired_at)")
 
 
 def _make_state_dir(state_dir: Path) -> None:

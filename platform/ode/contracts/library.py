@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,10 @@ class ContractLibrary:
             return self.environments.environments[env]
         except KeyError:
             known = ", ".join(self.environments.environments)
-            raise UnknownEnvironmentError(f"unknown environment {env!r} (environments.yaml has: {known})") from None
+            close = difflib.get_close_matches(str(env), list(self.environments.environments), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownEnvironmentError(f"unknown environment {env!r}{hint} (environments.yaml has: {known})"
+                                          ) from None
 
     def interface(self, context: str, name: str) -> _InterfaceBase | None:
         ctx = self.contexts.get(context)

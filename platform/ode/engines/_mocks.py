@@ -47,7 +47,7 @@ def unwrap(value: Any) -> Any:
 
 def plain(value: Any) -> Any:
     """A value as it may be shown and stored: secret values masked, assets and archives as what they are (a
-    directory or file and the digest of its content) rather than a Python repr."""
+    directory or file and the digest of its content, a text with its digest) rather than a Python repr."""
     if isinstance(value, dict):
         if value.get(_SECRET_SIG) == _SECRET_VALUE:
             return SECRET_MASK
@@ -62,7 +62,8 @@ def plain(value: Any) -> Any:
         path = Path(str(value.path))
         return {"file": str(path), "digest": _file_digest(path)}
     if isinstance(value, pulumi.StringAsset):
-        return {"text": "sha256:" + hashlib.sha256(value.text.encode()).hexdigest()[:16]}
+        # The text itself, as Pulumi's own state keeps it: a package built from it can be rebuilt from the record.
+        return {"text": value.text, "digest": hashlib.sha256(value.text.encode()).hexdigest()[:16]}
     if isinstance(value, pulumi.RemoteAsset | pulumi.RemoteArchive):
         return {"uri": value.uri}
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,19 @@ def write_library(root: Path, contexts: list[dict[str, Any]], environments: dict
     return root
 
 
+#: What a developer's shell or a CI runner may set that changes what ode does; the tests that mean it set it.
+AMBIENT = ("CI", "NO_COLOR", "FORCE_COLOR", "TERM", "ODE_ENV", "ODE_ENGINE", "ODE_REGISTRY", "ODE_STATE_DIR",
+           "ODE_PARALLEL", "ODE_SIMULATE_PROGRAMS")
+
+
 @pytest.fixture(autouse=True)
-def _not_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The suite behaves the same on a laptop and on a CI runner: under ``CI=true`` ode refuses to fall back to the
-    simulated engine, so the tests that want that refusal set ``CI`` themselves."""
-    monkeypatch.delenv("CI", raising=False)
+    simulated engine, a runner's ``GITHUB_*`` variables name a pull request, and a shell's ``ODE_ENV`` or
+    ``NO_COLOR`` changes what commands print, so none of them reaches a test (or the ``ode`` it runs) unless the
+    test sets it."""
+    for name in [n for n in os.environ if n in AMBIENT or n.startswith(("GITHUB_", "CI_"))]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +40,8 @@ from ode.naming import check_env_name
 from ode.registry import LockedError
 from ode.registry.sqlite import Registry
 
+from .cli_runner import Ran, ode_script, process_env
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 
 SCRIPT = ROOT / "scripts" / "ephemeral_env.py"
@@ -72,23 +73,19 @@ def _orchestrator(state: Path, library_root: Path = SAMPLE, **engine: Any) -> Or
                         backoff_s=0)
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform"), **extra})
-    return env
+#: What every run here sees: no colour, outputs synthesized from the contracts (no program runs).
+ENV = {"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}
 
 
-def ode(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=_env(**extra), timeout=120, stdin=subprocess.DEVNULL)
+def ode(cwd: Path, *args: str, **extra: str) -> Ran:
+    return run_ode(*args, cwd=cwd, env={**ENV, **extra})
 
 
-def script(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
-                          env=_env(), timeout=120, stdin=subprocess.DEVNULL)
+def script(cwd: Path, *args: str) -> Ran:
+    return ode_script(SCRIPT, *args, cwd=cwd, env=ENV)
 
 
-def _clean_error(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+def _clean_error(done: Ran, code: int, *needles: str) -> None:
     assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     for needle in needles:
@@ -501,18 +498,18 @@ def test_destroy_asks_on_a_terminal_and_says_what_it_destroys(tmp_path: Path, st
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from ode.cli import core as cli
 
-    help_text = CliRunner().invoke(cli.main, ["destroy", "--help"]).output
+    help_text = run_ode("destroy", "--help").output
     assert "consumes" in help_text and "--yes" in help_text
     monkeypatch.setattr(cli, "interactive", lambda: True)
     monkeypatch.setenv("ODE_SIMULATE_PROGRAMS", "0")
     args = ["destroy", "--env", "dev", "--contexts", "identity", "--engine", "simulated", "--contracts", str(SAMPLE),
             "--state-dir", str(state)]
-    declined = CliRunner().invoke(cli.main, args, input="n\n")
+    declined = run_ode(*args, input="n\n")
     assert declined.exit_code == 1 and "Destroy these" in declined.output
     assert "dev.identity" in declined.output and "asked for" in declined.output and "consumes dev.identity" in \
         declined.output
     assert len(_stack_statuses(state, "dev")) == 10
-    accepted = CliRunner().invoke(cli.main, args, input="y\n")
+    accepted = run_ode(*args, input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert "identity" not in _stack_statuses(state, "dev")
     done = ode(tmp_path, "destroy", "--env", "dev", "--yes", "--engine", "simulated", "--contracts", str(SAMPLE),
@@ -604,7 +601,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
     state = tmp_path / "state"
     proc = subprocess.Popen([sys.executable, "-m", "ode.cli", "up", "--env", "dev", "--engine", "simulated",
                              "--contracts", str(SAMPLE), "--state-dir", str(state), "--parallel", "2",
-                             "--simulate-delay", "*=0.3", "--json"], env=_env(), text=True,
+                             "--simulate-delay", "*=0.3", "--json"], env=process_env(ENV), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

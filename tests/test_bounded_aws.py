@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +20,8 @@ from ode import aws_clients
 from ode.errors import UsageError
 from ode.registry.sqlite import Registry
 
-from .conftest import ROOT, SAMPLE
+from .cli_runner import Ran, ode
+from .conftest import SAMPLE
 from .silent_server import SilentServer
 
 #: A hang test fails when ode takes longer than this (it is expected to give up after about 27 s).
@@ -42,11 +41,11 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
-def _ode(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, "NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform")}
+def _ode(cwd: Path, *args: str) -> tuple[Ran, float]:
+    """``ode ARGS`` as a user runs it, a process of its own (what an endpoint that never answers costs it, start to
+    exit), failing past :data:`BOUND_S`; and how long it took."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=BOUND_S)
+    done = ode(*args, cwd=cwd, env={"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}, process=True, timeout=BOUND_S)
     return done, time.monotonic() - started
 
 

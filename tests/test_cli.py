@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from .cli_runner import ode
 from .conftest import SAMPLE, context, write_library
-
-
-def ode(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
 
 
 def test_validate_sample() -> None:
@@ -54,13 +48,8 @@ def test_schema_is_json_schema() -> None:
 
 
 def test_plan_with_the_simulated_engine_shows_each_stacks_resources(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-m", "ode.cli", "plan", "--env", "dev", "--engine", "simulated",
-                           "--contexts", "orders", "--contracts", str(SAMPLE), "--state-dir", str(tmp_path), "--json"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    done = ode("plan", "--env", "dev", "--engine", "simulated", "--contexts", "orders", "--contracts", str(SAMPLE),
+               "--state-dir", str(tmp_path), "--json", env={"NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr
     plan = json.loads(done.stdout)
     assert plan["simulated"] is True and plan["order"][-1] == "dev.orders"

@@ -11,19 +11,13 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
 from components.kinds import KINDS
 from ode import load_library
 from ode.authoring.evolution import schema_changes
-from ode.cli import main
 
+from .cli_runner import Ran, ode
 from .conftest import SAMPLE
-
-
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
 
 # -- ode components ---------------------------------------------------------------------------------------------
 
@@ -101,7 +95,7 @@ def test_init_names_the_interface_without_stutter(tmp_path: Path, name: str, kin
     assert list(load_library(tmp_path / "lib").contexts[name].provides) == [interface]
 
 
-def _one_line(result: Result) -> str:
+def _one_line(result: Ran) -> str:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output

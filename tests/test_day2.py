@@ -4,9 +4,6 @@ stand-in CLI's engine-event stream (shaped after the real engine's recorded even
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,8 @@ from ode.execution.drift import CLEAN, DRIFTED, HEALED, UNCHECKED, check_drift, 
 from ode.execution.orchestrator import Orchestrator
 from ode.registry.sqlite import Registry
 
+from .cli_runner import Ran
+from .cli_runner import ode as run_ode
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, ode_on_the_stand_in, recorded, stand_in  # noqa: F401  (the stand-in CLI)
 
@@ -171,12 +170,9 @@ def test_drift_of_a_context_not_deployed_is_a_usage_error(deployed: tuple[Orches
 
 def test_the_drift_commands_end_to_end(tmp_path: Path) -> None:
     """As the scheduled workflow runs them: inject, detect (exit 1, named), heal (exactly it), clean (exit 0)."""
-    env = {**os.environ, "ODE_SIMULATE_PROGRAMS": "0"}
-
-    def ode(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--env", "dev", "--engine", "simulated",
-                               "--contracts", str(SAMPLE), "--state-dir", str(tmp_path / "state")],
-                              capture_output=True, text=True, timeout=120, env=env)
+    def ode(*args: str) -> Ran:
+        return run_ode(*args, "--env", "dev", "--engine", "simulated", "--contracts", str(SAMPLE), "--state-dir",
+                       str(tmp_path / "state"), env={"ODE_SIMULATE_PROGRAMS": "0"})
 
     assert ode("up").returncode == 0
     found = ode("drift", "--simulate-drift", "notifications", "--json")
@@ -404,10 +400,9 @@ def test_the_simulated_state_and_its_diffs_never_hold_a_secret_value(tmp_path: P
 
 
 def test_plan_diff_on_the_command_line_shows_a_changed_setting(sample_library: Path, tmp_path: Path) -> None:
-    def ode(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--env", "dev", "--engine", "simulated",
-                               "--contracts", str(sample_library), "--state-dir", str(tmp_path / "state")],
-                              capture_output=True, text=True, timeout=120)
+    def ode(*args: str) -> Ran:
+        return run_ode(*args, "--env", "dev", "--engine", "simulated", "--contracts", str(sample_library),
+                       "--state-dir", str(tmp_path / "state"))
 
     assert ode("up", "--contexts", "notifications").returncode == 0
     path = sample_library / "notifications.yaml"
@@ -475,7 +470,7 @@ def test_drift_heal_and_refresh_through_the_cli_on_the_pulumi_engine(tmp_path: P
     changes = tmp_path / "changed-by-hand.json"
     changes.write_text("{}")
 
-    def ode(*args: str) -> subprocess.CompletedProcess[str]:
+    def ode(*args: str) -> Ran:
         return ode_on_the_stand_in(tmp_path, *args, steps=steps, outputs=outputs, FAKE_PULUMI_DRIFT=str(changes))
 
     assert ode("up", "--contexts", "notifications").returncode == 0

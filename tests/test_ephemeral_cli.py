@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from .cli_runner import Ran, ode_script
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 
 SCRIPT = ROOT / "scripts" / "ephemeral_env.py"
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_"))}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", **extra})
-    return env
+#: What every run here sees: no colour, outputs synthesized from the contracts (no program runs).
+ENV = {"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}
 
 
-def ode(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=_env(**extra), timeout=120)
+def ode(cwd: Path, *args: str, **extra: str) -> Ran:
+    return run_ode(*args, cwd=cwd, env={**ENV, **extra})
 
 
-def script(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
-                          env=_env(**extra), timeout=120)
+def script(cwd: Path, *args: str, **extra: str) -> Ran:
+    return ode_script(SCRIPT, *args, cwd=cwd, env={**ENV, **extra})
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -39,19 +35,29 @@ def git(cwd: Path, *args: str) -> None:
                    capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git repository holding a copy of the sample library, with dev deployed by the simulated engine."""
-    shutil.copytree(SAMPLE, tmp_path / "contracts")
-    git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "add", ".")
-    git(tmp_path, "commit", "-qm", "sample")
-    done = ode(tmp_path, "up", "--env", "dev", "--engine", "simulated", "--json")
+@pytest.fixture(scope="module")
+def deployed_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository holding a copy of the sample library, with dev deployed by the simulated engine, made once
+    for the module (each test changes a copy of its own: :func:`repo`)."""
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copytree(SAMPLE, root / "contracts")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "sample")
+    done = ode(root, "up", "--env", "dev", "--engine", "simulated", "--json")
     assert done.returncode == 0, done.stderr
-    return tmp_path
+    return root
 
 
-def _json(done: subprocess.CompletedProcess[str]) -> Any:
+@pytest.fixture
+def repo(deployed_repo: Path, tmp_path: Path) -> Path:
+    """A git repository holding a copy of the sample library, with dev deployed by the simulated engine."""
+    dest = tmp_path / "repo"
+    shutil.copytree(deployed_repo, dest, symlinks=True)
+    return dest
+
+
+def _json(done: Ran) -> Any:
     assert done.stdout.strip(), done.stderr
     return json.loads(done.stdout)
 

@@ -28,6 +28,8 @@ import yaml
 
 from ode.registry.dynamodb import DynamoDBRegistry, create_table
 
+from .cli_runner import Ran, process_env
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 
@@ -38,10 +40,8 @@ OTHER_HOST = "runner-a.example"
 DEADLINE_S = 90.0
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_")) and k != "CI"}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform")})
-    return env
+#: What both runners see: no colour, outputs synthesized from the contracts (no program runs).
+ENV = {"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}
 
 
 def start_a(args: list[str], *, host: str | None = None) -> subprocess.Popen[str]:
@@ -53,14 +53,13 @@ def start_a(args: list[str], *, host: str | None = None) -> subprocess.Popen[str
                     f"socket.gethostname = lambda: {host!r}\n"
                     "runpy.run_module('ode.cli', run_name='__main__')\n")
         command = [sys.executable, "-c", launcher, *args]
-    return subprocess.Popen(command, cwd=ROOT, env=_env(), text=True, stdin=subprocess.DEVNULL,
+    return subprocess.Popen(command, cwd=ROOT, env=process_env(ENV), text=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def ode(*args: str) -> subprocess.CompletedProcess[str]:
-    """Runner B: ``ode ARGS`` to its end."""
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=ROOT, env=_env(), text=True,
-                          capture_output=True, timeout=DEADLINE_S, stdin=subprocess.DEVNULL)
+def ode(*args: str) -> Ran:
+    """Runner B: ``ode ARGS`` to its end (in this process: B only has to be another process than A)."""
+    return run_ode(*args, cwd=ROOT, env=ENV, timeout=DEADLINE_S)
 
 
 def wait_until(what: str, ready: Callable[[], bool], proc: subprocess.Popen[str] | None = None) -> None:
@@ -124,7 +123,7 @@ def test_a_runner_frozen_past_its_dynamodb_lease_writes_nothing_when_it_wakes(tm
         assert lease is not None and lease.pid == a.pid
         a_run = lease.run_id
 
-        def b_takes_over() -> tuple[subprocess.CompletedProcess[str], list[Any]]:
+        def b_takes_over() -> tuple[Ran, list[Any]]:
             wait_until("A's lease ran out", lambda: bool(registry.lease("dev") and registry.lease("dev").expired))  # type: ignore[union-attr]
             done = ode("up", "--env", "dev", "--engine", "simulated", "--contracts", str(newer_code(tmp_path)),
                        "--registry", url, "--state-dir", str(tmp_path / "b"), "--json")
@@ -176,7 +175,7 @@ def test_a_runner_whose_shared_sqlite_lock_was_taken_over_writes_nothing_when_it
         held = rows()["locks"]
         assert len(held) == 1 and held[0][2] == OTHER_HOST and held[0][3] == a.pid
 
-        def b_takes_over() -> tuple[subprocess.CompletedProcess[str], dict[str, list[Any]]]:
+        def b_takes_over() -> tuple[Ran, dict[str, list[Any]]]:
             refused = ode("up", "--env", "dev", "--engine", "simulated", "--contracts", str(SAMPLE), "--registry",
                           url, "--state-dir", str(tmp_path / "b"))
             assert refused.returncode == 3 and OTHER_HOST in refused.stderr  # another host's lock holds

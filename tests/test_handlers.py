@@ -469,18 +469,17 @@ def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyP
         LocalAws.start()
 
 
-def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path) -> None:
-    import subprocess
+def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
+    from .cli_runner import ode
     from .conftest import SAMPLE
 
     # a plain install without the `local` extra: moto cannot be imported
-    script = ("import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None; "
-              "from ode.cli import main; main()")
-    done = subprocess.run([sys.executable, "-c", script, "up", "--env", "dev", "--target", "local", "--contracts",
-                           str(SAMPLE), "--state-dir", str(tmp_path / "s")], capture_output=True, text=True,
-                          timeout=120)
+    monkeypatch.setitem(sys.modules, "moto", None)
+    monkeypatch.setitem(sys.modules, "moto.server", None)
+    done = ode("up", "--env", "dev", "--target", "local", "--contracts", str(SAMPLE), "--state-dir",
+               str(tmp_path / "s"))
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and "ModuleNotFoundError" not in done.stderr
     assert "pip install 'ondemandenv[local]'" in done.stderr

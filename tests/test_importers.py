@@ -21,13 +21,12 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
 from ode import load_library
 from ode.authoring import specs
 from ode.authoring.openapi import openapi_contract
-from ode.cli import main
 
+from .cli_runner import Ran, ode
 from .conftest import ROOT, SAMPLE
 
 SPECS = Path(__file__).parent / "data" / "specs"
@@ -37,11 +36,7 @@ SERVICES = ["backend", "comments-service", "frontend", "notification-service", "
 ODE = str(Path(sys.executable).parent / "ode")
 
 
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def one_line_error(result: Result) -> str:
+def one_line_error(result: Ran) -> str:
     """The single ``error:`` line of a refused command (exit 2, no traceback)."""
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -221,7 +216,7 @@ def test_a_large_multi_file_spec_reports_progress(tmp_path: Path) -> None:
 # -- AsyncAPI: a multi-service example, in any order -------------------------------------------------------------
 
 
-def _import_social(contracts: Path, order: list[str], *extra: str) -> Result:
+def _import_social(contracts: Path, order: list[str], *extra: str) -> Ran:
     return ode("import", "asyncapi", *(str(SOCIAL / s / "asyncapi.yaml") for s in order),
                "--contracts", str(contracts), *extra)
 

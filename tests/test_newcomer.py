@@ -3,8 +3,8 @@
 FORCE_COLOR, quiet progress, ODE_ENV, human expiry times, the PR comment's marker, shell completion, and `ode ci`'s
 side outputs that cannot be written.
 
-Terminal behaviour is driven through a pseudo-terminal (``pty``), every wait bounded; the rest runs ``ode`` as a
-process, or in-process with click's runner where the terminal does not matter.
+Terminal behaviour is driven through a pseudo-terminal (``pty``) in a process of its own, every wait bounded; the
+rest runs ``ode`` in-process with click's runner (:mod:`tests.cli_runner`), where there is no terminal either.
 """
 
 from __future__ import annotations
@@ -23,29 +23,27 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from ode.cli import core as cli
 from ode.naming import env_name_for_branch
 from ode.rendering import status_table
 
+from .cli_runner import Ran, process_env
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 
-#: What a developer's shell or a CI runner may set, and these tests set themselves when they mean to.
-_AMBIENT = ("NO_COLOR", "FORCE_COLOR", "ODE_ENV", "CI", "TERM", "ODE_ENGINE", "ODE_REGISTRY", "ODE_STATE_DIR")
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # a colour or style escape (not the live view's cursor moves)
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_")) and k not in _AMBIENT}
-    env.update({"ODE_SIMULATE_PROGRAMS": "0", "ODE_ENGINE": "simulated", **extra})
-    return {k: v for k, v in env.items() if v != ""}  # "" in extra: leave the variable out
+def _env(**extra: str) -> dict[str, str | None]:
+    """What every run here sees (the ambient colour, CI and ``ODE_*`` settings are left out by ``conftest``):
+    outputs synthesized from the contracts, the simulated engine, and ``extra`` ("": leave the variable out)."""
+    env: dict[str, str | None] = {"ODE_SIMULATE_PROGRAMS": "0", "ODE_ENGINE": "simulated", **extra}
+    return {k: v if v != "" else None for k, v in env.items()}
 
 
-def ode(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``ode ARGS`` in ``cwd`` as a process with no terminal (stdin, stdout and stderr are pipes)."""
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env=_env(**extra), timeout=180)
+def ode(cwd: Path, *args: str, **extra: str) -> Ran:
+    """``ode ARGS`` in ``cwd`` with no terminal (stdin empty, stdout and stderr captured)."""
+    return run_ode(*args, cwd=cwd, env=_env(**extra))
 
 
 def on_terminal(cwd: Path, args: list[str], answers: dict[str, str] | None = None, timeout: float = 120,
@@ -53,8 +51,9 @@ def on_terminal(cwd: Path, args: list[str], answers: dict[str, str] | None = Non
     """``ode ARGS`` on a pseudo-terminal (stdin, stdout and stderr), answering each question that shows
     ``prompt`` (a key of ``answers``) once; its exit status and everything it wrote. Killed after ``timeout``."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "ode.cli", *args], cwd=cwd, env=_env(TERM="xterm", **extra),
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ode.cli", *args], cwd=cwd,
+                            env=process_env(_env(TERM="xterm", **extra)), stdin=slave, stdout=slave, stderr=slave,
+                            close_fds=True)
     os.close(slave)
     pending = dict(answers or {})
     seen = b""
@@ -82,13 +81,6 @@ def on_terminal(cwd: Path, args: list[str], answers: dict[str, str] | None = Non
         os.close(master)
         if proc.poll() is None:
             proc.kill()
-
-
-def invoke(*args: str, **extra: str) -> Any:
-    """``ode ARGS`` in this process (click's runner: no terminal), the environment as :func:`_env` makes it."""
-    env: dict[str, str | None] = {k: None for k in _AMBIENT}
-    env.update({"ODE_SIMULATE_PROGRAMS": "0", "ODE_ENGINE": "simulated", **extra})
-    return CliRunner().invoke(cli.main, list(args), env=env)
 
 
 @pytest.fixture
@@ -204,10 +196,10 @@ def test_destroy_on_a_terminal_lists_the_stacks_then_asks(dev: Path) -> None:
 
 
 def test_help_says_what_destroy_and_status_do() -> None:
-    destroy = invoke("destroy", "--help").output
+    destroy = ode(ROOT, "destroy", "--help").output
     contexts = destroy.split("--contexts", 1)[1].split("\n  -", 1)[0]
     assert "consumes" in " ".join(contexts.split()) and "what they need" not in contexts
-    status = " ".join(invoke("status", "--help").output.split())
+    status = " ".join(ode(ROOT, "status", "--help").output.split())
     # every column of the table is promised, and outputs only where they are shown (--json)
     words = {"STATUS": "status", "UPDATED": "when it last ran", "TOOK": "how long it took", "ENGINE": "engine",
              "ERROR": "error"}
@@ -417,7 +409,8 @@ def test_shell_completion_works_as_the_readme_says(shop: Path) -> None:
     assert command, "the ode console script is installed with the package"
 
     def run(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([command], cwd=shop, capture_output=True, text=True, env=_env(**extra), timeout=60)
+        return subprocess.run([command], cwd=shop, capture_output=True, text=True, env=process_env(_env(**extra)),
+                              timeout=60)
 
     script = run(_ODE_COMPLETE="bash_source")
     assert script.returncode == 0 and "_ode_completion()" in script.stdout

@@ -4,7 +4,6 @@ deploys with early cutoff, locks, reverse destroy, retries, and resuming after a
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -27,7 +26,8 @@ from ode.execution.orchestrator import Orchestrator
 from ode.registry import LockedError, RegistryError
 from ode.registry.sqlite import SCHEMA_VERSION, Registry
 
-from .conftest import ROOT, SAMPLE, context, write_library
+from .cli_runner import ode, process_env
+from .conftest import SAMPLE, context, write_library
 
 
 class Recorder:
@@ -326,10 +326,14 @@ def test_plan_says_what_changes_and_why(sample_library: Path, tmp_path: Path) ->
 # -- through the command line: a killed run resumes, Ctrl-C stops cleanly ------------------------------------------
 
 
+#: What every run here sees: no colour, outputs synthesized from the contracts (no program runs).
+ENV = {"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}
+
+
 def _ode(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform")}
-    return subprocess.Popen([sys.executable, "-m", "ode.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """``ode ARGS`` started as a process of its own, to be killed or interrupted."""
+    return subprocess.Popen([sys.executable, "-m", "ode.cli", *args], cwd=cwd, env=process_env(ENV), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 
 def _statuses(state: Path) -> dict[str, str]:
@@ -371,10 +375,9 @@ def test_a_run_killed_with_sigkill_is_resumed_with_nothing_lost_or_done_twice(tm
     done_before = {c for c, s in before.items() if s == "succeeded"}
     in_flight = {c for c, s in before.items() if s == "running"}
     assert done_before and in_flight
-    rerun = _ode(tmp_path, *args[:-3], "--json")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    result = json.loads(out)
+    rerun = ode(*args[:-3], "--json", cwd=tmp_path, env=ENV)
+    assert rerun.returncode == 0, rerun.stderr
+    result = json.loads(rerun.stdout)
     status = {s["context"]: s for s in result["stacks"]}
     assert {c for c, s in status.items() if s["status"] == "unchanged"} == done_before
     assert {c for c, s in status.items() if s["status"] == "succeeded"} == set(status) - done_before
@@ -399,7 +402,6 @@ def test_ctrl_c_lets_running_stacks_finish_and_the_next_run_resumes(tmp_path: Pa
     assert "running" not in after.values()  # the running ones finished and were recorded
     skipped = {s["context"] for s in result["stacks"] if s["status"] == "skipped"}
     assert skipped and not skipped & {c for c, s in after.items() if s == "succeeded"}
-    rerun = _ode(tmp_path, *args[:-3], "--json")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    assert {s["context"] for s in json.loads(out)["stacks"] if s["status"] == "succeeded"} == skipped
+    rerun = ode(*args[:-3], "--json", cwd=tmp_path, env=ENV)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {s["context"] for s in json.loads(rerun.stdout)["stacks"] if s["status"] == "succeeded"} == skipped

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,8 @@ from ode.execution.orchestrator import Orchestrator
 from ode.policy.gate import install_gate
 from ode.registry.sqlite import Registry
 
+from .cli_runner import Ran
+from .cli_runner import ode as run_ode
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in, use_recorded  # noqa: F401 - the recorded pulumi stand-in
 
@@ -27,9 +26,8 @@ PLANTED_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
 SCHEMA = Path(__file__).resolve().parent / "data" / "sarif-schema-2.1.0.json"
 
 
-def ode(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, "NO_COLOR": "1"})
+def ode(*args: str, cwd: Path | None = None, **extra: str) -> Ran:
+    return run_ode(*args, cwd=cwd, env={"NO_COLOR": "1", **extra})
 
 
 def _edit(path: Path, change: Any) -> None:
@@ -241,10 +239,8 @@ def test_env_create_runs_the_check_first(sample_library: Path, tmp_path: Path) -
 def test_no_mode_of_the_simulated_engine_skips_the_gate(sample_library: Path, tmp_path: Path) -> None:
     # Without program runs (outputs synthesized from the contracts) the gate runs the stack's program itself.
     strict_retention(sample_library)
-    done = subprocess.run([sys.executable, "-m", "ode.cli", "up", "--env", "prod", "--engine", "simulated",
-                           "--contracts", str(sample_library), "--state-dir", str(tmp_path / "state"), "--contexts",
-                           "orders", "--json"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
+    done = ode("up", "--env", "prod", "--engine", "simulated", "--contracts", str(sample_library), "--state-dir",
+               str(tmp_path / "state"), "--contexts", "orders", "--json", ODE_SIMULATE_PROGRAMS="0")
     assert done.returncode == 1, done.stderr
     stacks = {s["context"]: s for s in json.loads(done.stdout)["stacks"]}
     assert stacks["catalog"]["status"] == "failed" and "log-retention" in stacks["catalog"]["error"]

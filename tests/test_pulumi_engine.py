@@ -25,6 +25,7 @@ from ode.engines.simulated import SimulatedEngine, synthesize_outputs
 from ode.execution.orchestrator import Orchestrator
 from ode.registry.sqlite import Registry
 
+from .cli_runner import Ran, ode
 from .conftest import ROOT, SAMPLE
 
 FAKES = ROOT / "tests" / "fakes"
@@ -150,11 +151,10 @@ def test_without_a_cli_the_engine_fails_with_one_clear_line(tmp_path: Path, monk
 
 
 def test_the_cli_says_which_engine_auto_chose(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable), "ODE_SIMULATE_PROGRAMS": "0", "NO_COLOR": "1",
+    env = {"PATH": os.path.dirname(sys.executable), "ODE_SIMULATE_PROGRAMS": "0", "NO_COLOR": "1",
            "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "ode.cli", "up", "--env", "dev", "--contexts", "catalog",
-                           "--contracts", str(SAMPLE), "--state-dir", str(tmp_path / "s"), "--json"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = ode("up", "--env", "dev", "--contexts", "catalog", "--contracts", str(SAMPLE), "--state-dir",
+               str(tmp_path / "s"), "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert "engine: simulated (no pulumi CLI on PATH" in done.stderr
     assert json.loads(done.stdout)["simulated"] is True
@@ -377,18 +377,19 @@ def _leaf_strings(value: Any) -> list[str]:
 
 
 def ode_on_the_stand_in(root: Path, *args: str, steps: dict[str, Any], outputs: dict[str, Any],
-                        **env: str) -> subprocess.CompletedProcess[str]:
-    """``ode ... --engine pulumi`` as a user runs it, the stand-in first on PATH answering with ``steps`` and
-    ``outputs``; the policy gate is on, so the CLI is handed the pack and its configuration."""
+                        **env: str) -> Ran:
+    """``ode ... --engine pulumi`` as a user runs it (a process of its own, which starts the stand-in and the
+    policy pack as it would start pulumi), the stand-in first on PATH answering with ``steps`` and ``outputs``; the
+    policy gate is on, so the CLI is handed the pack and its configuration."""
     (root / "steps.json").write_text(json.dumps(steps))
     (root / "outputs.json").write_text(json.dumps(outputs))
-    environ = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "ODE_BACKEND_URL")}
-    environ.update({"PATH": os.pathsep.join([str(FAKES), os.path.dirname(sys.executable), os.environ["PATH"]]),
-                    "FAKE_PULUMI_LOG": str(root / "calls.jsonl"), "FAKE_PULUMI_STEPS": str(root / "steps.json"),
-                    "FAKE_PULUMI_OUTPUTS": str(root / "outputs.json"), "NO_COLOR": "1", **env})
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--env", "dev", "--engine", "pulumi",
-                           "--contracts", str(SAMPLE), "--state-dir", str(root / "state")],
-                          capture_output=True, text=True, env=environ, timeout=600)
+    environ: dict[str, str | None] = {
+        "PULUMI_CONFIG_PASSPHRASE": None, "ODE_BACKEND_URL": None,
+        "PATH": os.pathsep.join([str(FAKES), os.path.dirname(sys.executable), os.environ["PATH"]]),
+        "FAKE_PULUMI_LOG": str(root / "calls.jsonl"), "FAKE_PULUMI_STEPS": str(root / "steps.json"),
+        "FAKE_PULUMI_OUTPUTS": str(root / "outputs.json"), "NO_COLOR": "1", **env}
+    return ode(*args, "--env", "dev", "--engine", "pulumi", "--contracts", str(SAMPLE), "--state-dir",
+               str(root / "state"), env=environ, process=True, timeout=600)
 
 
 def analyzers(root: Path) -> dict[int, list[str]]:

@@ -14,11 +14,8 @@ It also covers the registry files a user can break: empty, corrupt, hand-edited,
 
 from __future__ import annotations
 
-import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +33,9 @@ from ode.execution.orchestrator import Orchestrator
 from ode.registry import RegistryError
 from ode.registry.sqlite import Registry
 
-from .conftest import ROOT, SAMPLE
+from .cli_runner import Ran
+from .cli_runner import ode as run_ode
+from .conftest import SAMPLE
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "COMMIT")
 
@@ -345,13 +344,11 @@ def test_a_read_only_registry_is_named_with_what_to_do(tmp_path: Path) -> None:
 # -- registry files a user can break, through the command line --------------------------------------------------
 
 
-def ode(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform")}
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--contracts", str(SAMPLE)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+def ode(cwd: Path, *args: str) -> Ran:
+    return run_ode(*args, "--contracts", str(SAMPLE), cwd=cwd, env={"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
 
 
-def _one_error_line(done: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+def _one_error_line(done: Ran, code: int, *needles: str) -> None:
     assert done.returncode == code, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

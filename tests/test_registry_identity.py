@@ -23,15 +23,15 @@ from typing import Any
 
 import boto3
 import pytest
-from click.testing import CliRunner, Result
 
-from ode.cli.core import main
 from ode.clock import utcnow
 from ode.contracts import load_library
 from ode.registry import EnvironmentRecord, RegistryBackend, open_registry, same_store
 from ode.registry.dynamodb import DynamoDBRegistry, create_table
 from ode.registry.sqlite import Registry
 
+from .cli_runner import Ran
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 
@@ -55,16 +55,16 @@ def stacks_of(registry: RegistryBackend) -> list[str]:
     return sorted(s.stack for e in registry.environments() for s in registry.stacks(e.name))
 
 
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--contracts", str(SAMPLE)], env={"NO_COLOR": "1"})
+def ode(*args: str) -> Ran:
+    return run_ode(*args, "--contracts", str(SAMPLE), env={"NO_COLOR": "1"})
 
 
-def error_lines(done: Result) -> list[str]:
+def error_lines(done: Ran) -> list[str]:
     assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
     return [line for line in done.stderr.splitlines() if line.startswith("error:")]
 
 
-def assert_one_error(done: Result, code: int, *needles: str) -> None:
+def assert_one_error(done: Ran, code: int, *needles: str) -> None:
     assert done.exit_code == code, (done.exit_code, done.output)
     errors = error_lines(done)
     assert len(errors) == 1 and "Traceback" not in done.output, done.output

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,8 @@ from ode.execution.planning import Planner, RehearsalError
 from ode.registry.sqlite import Registry
 from ode.workspace import open_workspace
 
+from .cli_runner import Ran
+from .cli_runner import ode as run_ode
 from .conftest import ROOT, SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 
@@ -60,14 +61,11 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def ode(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_")) and k != "CI"}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", "PYTHONPATH": str(ROOT / "platform")})
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=180, stdin=subprocess.DEVNULL)
+def ode(cwd: Path, *args: str) -> Ran:
+    return run_ode(*args, cwd=cwd, env={"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
 
 
-def refused(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+def refused(done: Ran, *needles: str) -> str:
     """Exit 2, one error line (no traceback) holding ``needles``; returns that line."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 
-from ode.cli import core as cli
 from ode.contracts import load_library
 from ode.engines import StackResult, StackSpec
 from ode.engines.simulated import SimulatedEngine
@@ -40,6 +38,7 @@ from ode.rendering import (
     status_table,
 )
 
+from .cli_runner import Ran, ode
 from .conftest import SAMPLE
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -176,8 +175,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return state
 
 
-def _ode(state: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli.main, [*args, "--contracts", str(SAMPLE), "--state-dir", str(state)])
+def _ode(state: Path, *args: str) -> Ran:
+    return ode(*args, "--contracts", str(SAMPLE), "--state-dir", str(state))
 
 
 def test_outputs_prints_one_value_and_names_what_exists(deployed: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,8 @@ from ode.publishing.lifecycle_events import SCHEMAS
 from ode.registry.dynamodb import DynamoDBRegistry
 from ode.rendering import exact
 
+from .cli_runner import Ran, process_env
+from .cli_runner import ode as run_ode
 from .conftest import SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
 
@@ -32,15 +34,16 @@ URL = f"dynamodb://{TABLE}?region={REGION}"
 BUS = "ode-events"
 
 
-def ode(cwd: Path, state: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``ode ARGS --state-dir STATE`` as a separate process: a runner of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_")) and k != "CI"}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0", **extra})
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args, "--state-dir", str(state)], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=180)
+#: What every run here sees: no colour, outputs synthesized from the contracts (no program runs).
+ENV = {"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"}
 
 
-def ok(done: subprocess.CompletedProcess[str]) -> Any:
+def ode(cwd: Path, state: Path, *args: str, **extra: str) -> Ran:
+    """``ode ARGS --state-dir STATE``: a runner of its own (its own state dir; the registry is what it shares)."""
+    return run_ode(*args, "--state-dir", str(state), cwd=cwd, env={**ENV, **extra})
+
+
+def ok(done: Ran) -> Any:
     assert done.returncode == 0, done.stderr
     # At interpreter exit, pulumi's runtime sometimes leaves an event loop for the garbage collector, which then
     # prints "Exception ignored in: BaseEventLoop.__del__": noise after the command ended, not one of its errors.
@@ -48,7 +51,7 @@ def ok(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout) if done.stdout.strip().startswith(("{", "[")) else done.stdout
 
 
-def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+def one_line_error(done: Ran) -> str:
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, done.stderr
@@ -230,11 +233,9 @@ def test_a_killed_runners_lease_runs_out_and_the_next_runner_takes_over(tmp_path
     the URL) runs out, then another runner's `ode up` takes it over and redoes what was left running."""
     url = f"{URL}&lease=8"
     ok(ode(SAMPLE.parent, tmp_path / "a", "registry", "init", "--registry", url))
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    env.update({"NO_COLOR": "1", "ODE_SIMULATE_PROGRAMS": "0"})
     holder = subprocess.Popen([sys.executable, "-m", "ode.cli", "up", "--env", "dev", "--contexts", "catalog",
                                "--engine", "simulated", "--simulate-delay", "*=60", "--registry", url,
-                               "--state-dir", str(tmp_path / "a")], cwd=SAMPLE.parent, env=env,
+                               "--state-dir", str(tmp_path / "a")], cwd=SAMPLE.parent, env=process_env(ENV),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     registry = DynamoDBRegistry(TABLE, region=REGION)
     try:

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,10 @@ from ode.contracts import ContractErrors, load_library
 from ode.engines import StackSpec
 from ode.engines.simulated import SimulatedEngine, run_simulated, synthesize_outputs
 
+from .cli_runner import ode
 from .conftest import SAMPLE, context, write_library
 
 LAMBDA = "aws:lambda/function:Function"
-
-
-def ode(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ode.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=180)
 
 
 def library_with_code(root: Path) -> Path:

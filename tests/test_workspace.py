@@ -14,10 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import ode.engines as engines
-from ode.cli import main
 from ode.engines.pulumi import PulumiEngine
 from ode.engines.simulated import SimulatedEngine, run_simulated
 from ode.errors import UsageError
@@ -26,6 +24,7 @@ from ode.publishing.lifecycle_events import LifecycleEmitter
 from ode.registry.sqlite import Registry
 from ode.workspace import DEFAULT_PARALLEL, WorkspaceOptions, open_workspace
 
+from .cli_runner import ode
 from .conftest import SAMPLE
 
 
@@ -55,9 +54,8 @@ def test_options_come_from_ode_variables_then_defaults(tmp_path: Path, monkeypat
 
 
 def test_every_front_end_defaults_to_the_same_parallelism() -> None:
-    runner = CliRunner()
     for args in (["up", "--help"], ["ci", "up", "--help"], ["env", "create", "--help"], ["ci", "gc", "--help"]):
-        text = runner.invoke(main, args).output
+        text = ode(*args).output
         assert "--parallel" in text and f"[default: {DEFAULT_PARALLEL};" in " ".join(text.split()), args
 
 
@@ -132,7 +130,7 @@ def test_emit_never_raises(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_an_unknown_publish_target_is_a_contract_error(tmp_path: Path) -> None:
     lib = _library(tmp_path, publish="s3")
-    done = CliRunner().invoke(main, ["validate", "--contracts", str(lib)])
+    done = ode("validate", "--contracts", str(lib))
     assert done.exit_code == 2 and "publish" in done.output
 
 
@@ -184,12 +182,11 @@ def test_affected_compares_with_the_merge_base_and_says_why(tmp_path: Path) -> N
     _bump(tmp_path / "contracts" / "catalog.yaml", "memory_mb", 1024)
     git(tmp_path, "commit", "-qam", "catalog")
     git(tmp_path, "checkout", "-q", "feature")
-    runner = CliRunner()
-    done = runner.invoke(main, ["affected", "--since", "main", "--contracts", str(tmp_path / "contracts"), "--json"])
+    done = ode("affected", "--since", "main", "--contracts", str(tmp_path / "contracts"), "--json")
     assert done.exit_code == 0, done.output
     found = json.loads(done.output)
     assert list(found["changed"]) == ["payments"] and "catalog" not in found["contexts"]
     assert found["why"]["payments"] == "contract changed in contracts/payments.yaml"
     assert found["why"]["orders"] == "consumes payments, which is affected"
-    text = runner.invoke(main, ["affected", "--since", "main", "--contracts", str(tmp_path / "contracts")]).output
+    text = ode("affected", "--since", "main", "--contracts", str(tmp_path / "contracts")).output
     assert text.splitlines()[0] == "payments\tchanged\tcontract changed in contracts/payments.yaml"

@@ -19,13 +19,14 @@ its lock to another one; 130 interrupted (Ctrl-C or SIGTERM).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -35,7 +36,7 @@ import click
 from ..errors import OdeError, ProtectedEnvironmentError, UsageError
 from ..rendering import colour_choice, did_you_mean, some
 from ..status import StackStatus
-from .process_guard import guard_children
+from .process_guard import guard_children, stand_down
 
 if TYPE_CHECKING:
     from ..contracts import ContractLibrary
@@ -260,35 +261,63 @@ def main() -> None:
     contract mistake; 3 the environment is locked by another run (or this run lost its lock to one); 130
     interrupted (Ctrl-C or SIGTERM).
     """
+    ctx = click.get_current_context()
     # Colour as NO_COLOR and FORCE_COLOR say, for every line click writes (subcommands inherit it); None: a terminal.
-    click.get_current_context().color = colour_choice()
-    handle_sigterm()
-    log_warnings()
+    ctx.color = colour_choice()
+    # What the command changes in its process lasts as long as the command: ode called in-process (click's runner,
+    # someone's tooling) leaves the process as it found it.
+    ctx.with_resource(command_scope())
 
 
-def log_warnings() -> None:
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """While a command runs: SIGTERM handled like Ctrl-C (:func:`handle_sigterm`) and ode's warnings on stderr
+    (:func:`log_warnings`). When it ends, however it ends: the previous SIGTERM handler and logging set-up are back,
+    and the guard over the processes it started (:func:`~ode.cli.process_guard.guard_children`) stands down."""
+    previous = signal.getsignal(signal.SIGTERM)
+    installed = handle_sigterm()
+    restore_logging = log_warnings()
+    try:
+        yield
+    finally:
+        restore_logging()
+        if installed and previous is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
+        stand_down()
+
+
+def log_warnings() -> Callable[[], None]:
     """Warnings of ode's modules (an event or an output that could not be published...) as one ``warning:`` line
-    each on stderr."""
+    each on stderr (the stderr of the moment: click's runner swaps it). Returns what puts logging back as it was."""
     logger = logging.getLogger("ode")
-    if not any(getattr(h, "ode_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        handler.ode_cli = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.setLevel(logging.WARNING)
+    if any(getattr(h, "ode_cli", False) for h in logger.handlers):  # a command run inside a command: one line each
+        return lambda: None
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.ode_cli = True  # type: ignore[attr-defined]
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return restore
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def handle_sigterm() -> None:
+def handle_sigterm() -> bool:
     """Treat SIGTERM (a CI runner cancelling a job, ``kill``) like Ctrl-C: nothing new starts, running stacks
-    finish and are recorded, exit 130."""
+    finish and are recorded, exit 130. Returns whether the handler is set."""
     try:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (ode called from a thread of someone's tooling): leave it be
-        pass
+        return False
+    return True
 
 
 def engine_options(func: F) -> F:

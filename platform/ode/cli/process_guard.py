@@ -78,13 +78,20 @@ def guard_children(grace_s: float = 20.0) -> bool:
     os.environ["ODE_GUARD"] = token  # inherited by every process started from here on
     _GUARD.append(watcher)
 
-    def stand_down() -> None:  # a normal exit: the children are done, the watcher must not signal anyone
-        for proc in _GUARD:
-            proc.kill()
-            proc.wait()
-        _GUARD.clear()
-
     import atexit
 
+    atexit.unregister(stand_down)  # once, however many commands one process runs
     atexit.register(stand_down)
     return True
+
+
+def stand_down() -> None:
+    """The command is over and the processes it started are done: stop the watcher (it must not signal anyone) and
+    stop marking new processes. Called when a command ends, and at a normal exit; nothing when no guard is set."""
+    if not _GUARD:
+        return
+    for proc in _GUARD:
+        proc.kill()
+        proc.wait()
+    _GUARD.clear()
+    os.environ.pop("ODE_GUARD", None)

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from . import storage
+from . import _code, storage
 from ._common import (
     Grant,
     Identity,
@@ -40,6 +40,7 @@ def code(module: str, directory: str | Path | None = None) -> pulumi.Archive:
     """The code of a function: the team's ``directory`` zipped as it is, or else the built-in handler package of
     a kind (``components/handlers/<module>/``, with ``components/handlers/shared/``)."""
     if directory is not None:
+        _code.check_directory(directory)  # a link leading out of it would carry that file into the zip
         return pulumi.FileArchive(str(directory))
     files = [*sorted(SHARED.glob("*.py")), *sorted((HANDLERS / module).glob("*.py"))]
     return pulumi.AssetArchive({p.name: pulumi.FileAsset(str(p)) for p in files})

@@ -248,6 +248,10 @@ class Workspace:
         chosen = make_engine(engine_name, library, self.state_dir, failures=opts.simulate_failure, delays=delays,
                              announce=self._say, ci=bool(opts.ci), **pulumi_options)
         install_gate(chosen, library, self.state_dir)
+        for part in (chosen, getattr(chosen, "gate", None)):  # worker processes they may start for programs
+            close = getattr(part, "close", None)
+            if callable(close):
+                self._cleanups.append(close)
         self._engine = chosen
         return chosen
 

@@ -169,7 +169,9 @@ class Common:
         """The command's workspace (opened once), from the common options and the engine options ``engine``."""
         from ..workspace import Workspace, WorkspaceOptions  # deferred: what a command opens, it imports
 
-        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in engine.items()}
+        known = set(WorkspaceOptions.__dataclass_fields__)  # the rest (--verbose) is for the command's progress
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in engine.items()
+                                 if k in known}
         options = WorkspaceOptions(contracts=self.contracts, state_dir=self.state_dir, registry=self.registry,
                                    **given)
         if self._workspace is None:

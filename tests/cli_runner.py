@@ -13,9 +13,13 @@ settings), with ``env`` on top (a value of None leaves a variable out). Neither 
 (or ``input``), stdout and stderr are captured.
 
 In-process is the default: it spares each command the interpreter's start-up and the imports (pulumi, boto3,
-pydantic), a second or two a run. ``process=True`` runs ``python -m ode.cli`` instead, for what only a process of
-its own shows: signals and kills, a lock held by another process, the pulumi stand-in CLI found on PATH by a
-child, a terminal, start-up itself, the exit of the interpreter.
+pydantic), a second or two a run. What the command starts (the pulumi stand-in found on PATH, the policy pack it
+runs) are processes either way. ``process=True`` runs ``python -m ode.cli`` instead, for what only a process of its
+own shows: signals and kills, a lock held by another process, a terminal, start-up itself, the exit of the
+interpreter, the whole time a user waits from start to exit.
+
+An in-process run that ends in an exception other than ``SystemExit`` (a traceback, where a user would have
+seen one) fails its test with that exception, whatever exit status the test expects.
 
 An in-process run is checked to leave the process as it found it (working directory, environment, signal
 handlers, the ``ode`` logger, threads that would keep a process alive): what a command changes there, the CLI
@@ -162,7 +166,7 @@ def _in_this_process(run: Callable[[], None], argv: list[str], cwd: Path | str |
                 else:  # sys.exit("message"): Python prints it on stderr and exits 1
                     print(exc.code, file=sys.stderr)
                     code = 1
-            except BaseException as exc:  # noqa: BLE001 - as the interpreter would: the traceback on stderr, exit 1
+            except BaseException as exc:  # noqa: BLE001 - raised again below, once the process is put back
                 exception = exc
                 traceback.print_exc(file=sys.stderr)
                 code = 1
@@ -177,6 +181,9 @@ def _in_this_process(run: Callable[[], None], argv: list[str], cwd: Path | str |
     if leaks:
         pytest.fail(f"ode {' '.join(argv)} left this process changed, which the CLI must put back when a command "
                     f"ends: {'; '.join(leaks)}")
+    if exception is not None and not isinstance(exception, SystemExit):
+        # A traceback is a bug whatever the test expects of the exit status: the test fails with it.
+        raise exception
     return ran
 
 

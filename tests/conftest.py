@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ def write_library(root: Path, contexts: list[dict[str, Any]], environments: dict
     for name, text in (raw or {}).items():
         (root / name).write_text(text)
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with the most ``slow`` tests first, then the larger files: the parallel workers (``--dist
+    loadfile`` without reordering, in ``pyproject.toml``) take whole files in this order, so that no long file starts
+    last and runs on alone while the other workers are done. A file's tests keep their order."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    size = Counter(item.path for item in items)
+    items.sort(key=lambda item: (-slow[item.path], -size[item.path]))  # stable: files stay whole
 
 
 #: What a developer's shell or a CI runner may set that changes what ode does; the tests that mean it set it.

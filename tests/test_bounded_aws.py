@@ -106,6 +106,7 @@ def test_a_silent_endpoint_is_waited_on_once_then_not_asked_again(monkeypatch: p
 
 # -- the commands --------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # waits out the default timeouts, as a user would
 def test_up_publishing_to_a_silent_ssm_and_bus_ends_with_warnings(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """SSM and EventBridge accept connections and never answer: the deploy is recorded, the lock is released and
@@ -136,6 +137,7 @@ def test_up_publishing_to_a_silent_ssm_and_bus_ends_with_warnings(tmp_path: Path
     assert [r.status for r in registry.runs("dev")] == ["succeeded"]
 
 
+@pytest.mark.slow  # waits out the default timeouts, as a user would
 def test_status_against_a_silent_dynamodb_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _offline_aws(monkeypatch)
     with SilentServer() as silent:
@@ -150,3 +152,25 @@ def test_status_against_a_silent_dynamodb_is_one_error_line(tmp_path: Path, monk
     assert "dynamodb://ode-reg" in errors[0] and "timeout" in errors[0].lower()
     assert asked == aws_clients.MAX_ATTEMPTS
     assert not (tmp_path / "state").exists()
+
+
+def test_the_next_command_in_the_same_process_asks_a_silent_endpoint_again(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """ode run in-process (someone's tooling, a long-lived process): what one command learned of a silent endpoint is
+    that command's; the next one asks again, as a new ``ode`` process would."""
+    _offline_aws(monkeypatch)
+    monkeypatch.setenv("ODE_AWS_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("ODE_AWS_MAX_ATTEMPTS", "1")
+    aws_clients.forget_silent()
+    args = ["status", "--env", "dev", "--registry", "dynamodb://ode-reg?region=us-east-1", "--contracts", str(SAMPLE),
+            "--state-dir", str(tmp_path / "state")]
+    try:
+        with SilentServer() as silent:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", silent.url)
+            for asked in (1, 2):
+                done = ode(*args, env={"NO_COLOR": "1"})
+                assert done.returncode == 1 and "timeout" in done.stderr.lower(), done.stderr
+                assert silent.connections == asked  # this command waited on it: the last one's silence was forgotten
+                assert not aws_clients.is_silent(silent.url)
+    finally:
+        aws_clients.forget_silent()

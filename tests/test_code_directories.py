@@ -11,16 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from components._code import CodeDirectoryError, check_directory, code_root, directory_digest, files_of
-from ode.cli import main
 
+from .cli_runner import ode
 from .conftest import context, write_library
-
-
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)  # a traceback fails the test
 
 
 def api(code: str, **settings: Any) -> dict[str, Any]:

@@ -9,15 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ode.cli import main
-
+from .cli_runner import Ran, ode
 from .conftest import SAMPLE
-
-
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)  # a traceback fails the test
 
 
 def git(repo: Path, *args: str) -> None:
@@ -41,7 +35,7 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def diff(repo: Path, ref: str = "HEAD") -> Result:
+def diff(repo: Path, ref: str = "HEAD") -> Ran:
     return ode("diff", "--since", ref, "--format", "json", "--contracts", str(repo / "contracts"))
 
 

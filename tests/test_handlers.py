@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -409,9 +410,10 @@ def test_fulfilment_ships_a_captured_payment_and_says_so_with_its_carrier(aws: N
     assert len(shipments.scan()["Items"]) == 1
 
 
-def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
+def test_the_embedded_aws_listens_on_localhost_only_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     from ode.embedded_aws import LocalAws
 
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
     local = LocalAws.start()
     try:
         assert local.endpoint.startswith("http://127.0.0.1:")
@@ -430,6 +432,9 @@ def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
         local.stop()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{local.endpoint}/", timeout=2)
+    # moto's switch for AWS's managed policies was on for the server's life only: this process (ode run in-process)
+    # goes on without it
+    assert "MOTO_IAM_LOAD_MANAGED_POLICIES" not in os.environ
 
 
 def test_handlers_are_packaged_by_the_components() -> None:

@@ -416,8 +416,9 @@ def test_shell_completion_works_as_the_readme_says(shop: Path) -> None:
     script = run(_ODE_COMPLETE="bash_source")
     assert script.returncode == 0 and "_ode_completion()" in script.stdout
 
-    def complete(words: str) -> list[str]:
-        done = run(_ODE_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
+    def complete(words: str) -> list[str]:  # what the installed script, once sourced, asks of ode (in-process)
+        done = ode(shop, _ODE_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
+        assert done.returncode == 0, done.stderr
         return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
 
     assert complete("ode dest") == ["destroy"]

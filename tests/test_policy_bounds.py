@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ode.cli import main
 from ode.contracts import ContractErrors, load_library
 from ode.contracts.policies import WAIVER_HORIZON_DAYS, within_horizon
 
+from .cli_runner import ode
 from .conftest import ENVIRONMENTS, context, write_library
-
-
-def ode(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)  # a traceback fails the test
 
 
 def with_waiver(root: Path, expires: str) -> Path:

@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from ode import EnvGraph, load_library
-from ode.cli import main
 from ode.contracts import ContractLibrary
 from ode.engines import StackSpec
 from ode.engines.simulated import WORKERS_VARIABLE, ProgramRunner, active_runner, program_workers, run_simulated
 from ode.policy.environment import check_environment
 from ode.policy.gate import StackRun, preview_stack
 
+from .cli_runner import ode
 from .conftest import ROOT, SAMPLE
 
 
@@ -147,8 +146,7 @@ def test_runs_of_many_stacks_get_workers_unless_told_otherwise(monkeypatch: pyte
 def test_a_bad_number_of_workers_is_one_line(sample_library: Path, monkeypatch: pytest.MonkeyPatch,
                                              value: str) -> None:
     monkeypatch.setenv(WORKERS_VARIABLE, value)
-    result = CliRunner().invoke(main, ["check", "--env", "dev", "--contracts", str(sample_library)],
-                                catch_exceptions=False)
+    result = ode("check", "--env", "dev", "--contracts", str(sample_library))
     assert result.exit_code == 2 and f"{WORKERS_VARIABLE}={value!r}: a number of worker processes from 0 to 64" \
         in result.stderr
 

@@ -378,9 +378,9 @@ def _leaf_strings(value: Any) -> list[str]:
 
 def ode_on_the_stand_in(root: Path, *args: str, steps: dict[str, Any], outputs: dict[str, Any],
                         **env: str) -> Ran:
-    """``ode ... --engine pulumi`` as a user runs it (a process of its own, which starts the stand-in and the
-    policy pack as it would start pulumi), the stand-in first on PATH answering with ``steps`` and ``outputs``; the
-    policy gate is on, so the CLI is handed the pack and its configuration."""
+    """``ode ... --engine pulumi`` as a user runs it (the CLI starts the stand-in, which starts the policy pack, as
+    they would start pulumi), the stand-in first on PATH answering with ``steps`` and ``outputs``; the policy gate
+    is on, so the CLI is handed the pack and its configuration."""
     (root / "steps.json").write_text(json.dumps(steps))
     (root / "outputs.json").write_text(json.dumps(outputs))
     environ: dict[str, str | None] = {
@@ -389,7 +389,7 @@ def ode_on_the_stand_in(root: Path, *args: str, steps: dict[str, Any], outputs: 
         "FAKE_PULUMI_LOG": str(root / "calls.jsonl"), "FAKE_PULUMI_STEPS": str(root / "steps.json"),
         "FAKE_PULUMI_OUTPUTS": str(root / "outputs.json"), "NO_COLOR": "1", **env}
     return ode(*args, "--env", "dev", "--engine", "pulumi", "--contracts", str(SAMPLE), "--state-dir",
-               str(root / "state"), env=environ, process=True, timeout=600)
+               str(root / "state"), env=environ, timeout=600)
 
 
 def analyzers(root: Path) -> dict[int, list[str]]:

@@ -11,6 +11,9 @@ from typing import Any
 from .errors import UsageError
 from .program import CONFIG_TARGET, ENDPOINT_VARIABLE
 
+#: moto's own switch: the IAM backends it makes while set know AWS's managed policies (and are slow to make).
+_MANAGED_POLICIES = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+
 
 @dataclass
 class LocalAws:
@@ -18,6 +21,8 @@ class LocalAws:
 
     server: Any
     endpoint: str
+    #: Whether :meth:`start` set :data:`_MANAGED_POLICIES` in this process, which :meth:`stop` then takes back.
+    set_managed_policies: bool = False
 
     @classmethod
     def start(cls) -> LocalAws:
@@ -28,18 +33,27 @@ class LocalAws:
             raise UsageError("--target local needs the embedded AWS (moto): pip install 'ondemandenv[local]'") from None
 
         # The ECS task execution role attaches an AWS-managed policy, which moto knows only when told to load them.
-        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        return cls(server, f"http://{host}:{port}")
+        # Only while this server runs: moto reads it in this process, which may go on to other work (ode called
+        # in-process), where every IAM backend would load them all.
+        added = _MANAGED_POLICIES not in os.environ
+        if added:
+            os.environ[_MANAGED_POLICIES] = "true"
+        try:
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+        except BaseException:
+            if added:
+                os.environ.pop(_MANAGED_POLICIES, None)
+            raise
+        return cls(server, f"http://{host}:{port}", set_managed_policies=added)
 
     def environment(self) -> dict[str, str]:
         """Variables for the processes that talk to it: fake credentials and the endpoint."""
         return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
                 "AWS_ENDPOINT_URL": self.endpoint, ENDPOINT_VARIABLE: self.endpoint,
-                "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+                _MANAGED_POLICIES: "true"}
 
     def stack_config(self) -> dict[str, str]:
         """The stack config that points each stack's AWS provider here: only the target, not the address, which
@@ -48,4 +62,10 @@ class LocalAws:
         return {CONFIG_TARGET: "local"}
 
     def stop(self) -> None:
-        self.server.stop()
+        """Stop the server, and give the process back the environment :meth:`start` found."""
+        try:
+            self.server.stop()
+        finally:
+            if self.set_managed_policies:
+                os.environ.pop(_MANAGED_POLICIES, None)
+                self.set_managed_policies = False

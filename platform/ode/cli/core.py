@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import click
 
+from ..aws_clients import forget_silent
 from ..errors import OdeError, ProtectedEnvironmentError, UsageError
 from ..rendering import colour_choice, did_you_mean, some
 from ..status import StackStatus
@@ -275,7 +276,8 @@ def main() -> None:
 def command_scope() -> Iterator[None]:
     """While a command runs: SIGTERM handled like Ctrl-C (:func:`handle_sigterm`) and ode's warnings on stderr
     (:func:`log_warnings`). When it ends, however it ends: the previous SIGTERM handler and logging set-up are back,
-    and the guard over the processes it started (:func:`~ode.cli.process_guard.guard_children`) stands down."""
+    the guard over the processes it started (:func:`~ode.cli.process_guard.guard_children`) stands down, and the
+    endpoints it found silent (:mod:`ode.aws_clients`) are asked again by the next command."""
     previous = signal.getsignal(signal.SIGTERM)
     installed = handle_sigterm()
     restore_logging = log_warnings()
@@ -286,6 +288,7 @@ def command_scope() -> Iterator[None]:
         if installed and previous is not None:  # None: a handler set outside Python, which cannot be put back
             signal.signal(signal.SIGTERM, previous)
         stand_down()
+        forget_silent()
 
 
 def log_warnings() -> Callable[[], None]:

@@ -201,6 +201,17 @@ def test_no_private_module_is_imported_from_outside_its_package() -> None:
     assert private_imports_from_outside(GRAPH) == []
 
 
+def test_ode_uses_only_the_public_modules_of_components() -> None:
+    # ode reads the components' code, names, shared arguments and emitted events through their public modules; the
+    # underscored ones stay free to change with the components alone.
+    components = set(module_names(ROOT / "components", "components"))
+    assert {"components.code", "components.common", "components.names", "components.emits"} <= components
+    privates = sorted((name, target) for name, path in module_names(SOURCE).items()
+                      for target in imports_of(name, path, components) if target.rpartition(".")[2].startswith("_")
+                      and not target.endswith("__init__"))
+    assert privates == []
+
+
 def test_tests_use_public_modules() -> None:
     names = set(GRAPH)
     for path in sorted((ROOT / "tests").glob("*.py")):

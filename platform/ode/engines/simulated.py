@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components._names import bucket_name
+from components.names import bucket_name
 
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError

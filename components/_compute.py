@@ -36,6 +36,13 @@ def events(args: ContextArgs) -> dict[str, pulumi.Output[dict[str, Any]]]:
     return event_outputs(args, bus.output("name"), bus.output("arn"))
 
 
+def event_schemas(args: ContextArgs) -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each event the context provides (its contract's ``schema``; any object by default): what
+    the built-in publisher checks every detail against."""
+    return {name: dict(args.provides[name].get("event_schema") or {"type": "object"})
+            for name in args.provided("event")}
+
+
 def kind_of(args: ContextArgs) -> str:
     """The component kind whose settings ``args`` carry ("" for settings of no known kind)."""
     return next((name for name, spec in KINDS.items() if type(args.settings) is spec.settings), "")

@@ -229,9 +229,12 @@ def _own_ecr(image: str, account: str, region: str) -> bool:
     return re.match(rf"^{re.escape(account)}\.dkr\.ecr\.{re.escape(region)}\.amazonaws\.com(\.cn)?/", image) is not None
 
 
-def library_errors(library: Any, envs: Iterable[str]) -> Iterator[tuple[str | None, tuple[str | int, ...], str]]:
+def library_errors(library: Any, envs: Iterable[str], validated: Mapping[tuple[str, str], Settings] | None = None,
+                   ) -> Iterator[tuple[str | None, tuple[str | int, ...], str]]:
     """Every AWS refusal a contracts library shows: (context, or None for environments.yaml; location; message).
-    ``library`` is an ``ode.contracts.ContractLibrary`` (passed in: components never import ode)."""
+    ``library`` is an ``ode.contracts.ContractLibrary`` (passed in: components never import ode); ``validated``
+    holds the settings models already made, by (context, environment): a context without one there has settings
+    with errors of their own."""
     env_file = library.environments
     names = [e for e in envs if e in env_file.environments]
     first = next(iter(library.contexts), "context")
@@ -249,7 +252,8 @@ def library_errors(library: Any, envs: Iterable[str]) -> Iterator[tuple[str | No
             if not ctx.deployed_in(env):
                 continue
             path = library.files.get(name)
-            model = _model(ctx.component, ctx.settings_for(env), path.parent if path else None)
+            model = _model(ctx.component, ctx.settings_for(env), path.parent if path else None) \
+                if validated is None else validated.get((name, env))
             if model is not None:
                 models[name] = model
         for name, settings in models.items():
@@ -321,9 +325,10 @@ def _attachment_errors(library: Any, name: str, env: str, settings: Settings, mo
         for i, entry in ctx.numbered_consumes():
             producer = library.contexts.get(entry.context)
             iface = producer.provides.get(entry.interface) if producer else None
-            home = _network_of(library, entry.context)
+            # The producer's network is looked up last: only a container's API needs it.
             if iface is not None and iface.kind == "http-api" and producer.component == "container-service" \
-                    and not producer.settings_for(env).get("public") and home is not None:
+                    and not producer.settings_for(env).get("public") \
+                    and (home := _network_of(library, entry.context)) is not None:
                 yield name, ("consumes", i), f"{entry.context}/{entry.interface} is an internal load balancer in " \
                                              f"network {home[1]}: consume that network with access attach to reach it"
         return

@@ -56,7 +56,8 @@ class EventWorker(pulumi.ComponentResource):
         fn = function(ident, self, "worker", module="event_worker", settings=settings,
                       environment=_compute.environment(args, own_env),
                       statements=_compute.statements(args, [*own_statements, _compute.consume_statement(work)]),
-                      network=args.network, code_dir=args.code_dir, monitor=monitor)
+                      network=args.network, code_dir=args.code_dir, monitor=monitor,
+                      event_schemas=_compute.event_schemas(args))
         _compute.source(self, f"{name}-worker-source", work, fn, batch_size=settings.batch_size,
                         batching_window_s=settings.batching_window_s)
         storage.alarm(ident, self, "work-age", namespace="AWS/SQS", metric="ApproximateAgeOfOldestMessage",

@@ -4,13 +4,15 @@ network's private subnets when the context attaches to one."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from . import storage
+from . import _code, storage
 from ._common import (
     Grant,
     Identity,
@@ -36,13 +38,58 @@ TRACING_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 SHARED = HANDLERS / "shared"
 
 
-def code(module: str, directory: str | Path | None = None) -> pulumi.Archive:
+#: The file of a built-in package that holds the JSON Schema of each event the context declares (``ode_events``
+#: reads it): a file, because Lambda's environment variables share 4 KB.
+EVENT_SCHEMAS = "ode_event_schemas.json"
+#: The schemes a schema's ``$ref`` could be fetched through: refused, an event's schema is self-contained.
+REMOTE_SCHEMES = ("http", "https", "ftp", "file", "data")
+
+
+def _validator_files() -> dict[str, Path]:
+    """fastjsonschema's modules, as the package carries them (Lambda's Python runtime has no JSON Schema library;
+    fastjsonschema is pure Python, without dependencies)."""
+    import fastjsonschema
+
+    root = Path(fastjsonschema.__file__).resolve().parent
+    return {f"fastjsonschema/{p.name}": p for p in sorted(root.glob("*.py")) if p.name != "__main__.py"}
+
+
+def _refuse_remote(uri: str) -> Any:
+    from fastjsonschema import JsonSchemaDefinitionException
+
+    raise JsonSchemaDefinitionException(f"$ref {uri}: an event's schema must be self-contained (nothing is fetched)")
+
+
+def check_event_schemas(schemas: Mapping[str, Mapping[str, Any]]) -> None:
+    """``ValueError`` naming ``provides.<event>.schema`` when the publisher could not check details against it (a
+    schema fastjsonschema cannot compile, or one that refers to another document)."""
+    import re
+
+    import fastjsonschema
+
+    for name, schema in schemas.items():
+        try:
+            fastjsonschema.compile(dict(schema), handlers={s: _refuse_remote for s in REMOTE_SCHEMES},
+                                   use_default=False)
+        except (fastjsonschema.JsonSchemaDefinitionException, re.error, TypeError, ValueError) as exc:
+            raise ValueError(f"provides.{name}.schema: {exc}") from None
+
+
+def code(module: str, directory: str | Path | None = None,
+         event_schemas: Mapping[str, Mapping[str, Any]] | None = None) -> pulumi.Archive:
     """The code of a function: the team's ``directory`` zipped as it is, or else the built-in handler package of
-    a kind (``components/handlers/<module>/``, with ``components/handlers/shared/``)."""
+    a kind (``components/handlers/<module>/``, with ``components/handlers/shared/``, fastjsonschema, and the schema
+    of each event the context declares, ``event_schemas``, as :data:`EVENT_SCHEMAS`)."""
     if directory is not None:
+        _code.check_directory(directory)  # a link leading out of it would carry that file into the zip
         return pulumi.FileArchive(str(directory))
     files = [*sorted(SHARED.glob("*.py")), *sorted((HANDLERS / module).glob("*.py"))]
-    return pulumi.AssetArchive({p.name: pulumi.FileAsset(str(p)) for p in files})
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {p.name: pulumi.FileAsset(str(p)) for p in files}
+    if event_schemas:
+        check_event_schemas(event_schemas)
+        assets.update({name: pulumi.FileAsset(str(p)) for name, p in _validator_files().items()})
+        assets[EVENT_SCHEMAS] = pulumi.StringAsset(json.dumps(event_schemas, sort_keys=True, indent=1))
+    return pulumi.AssetArchive(assets)
 
 
 def merge_environment(settings_env: dict[str, str], injected: dict[str, pulumi.Input[Any]],
@@ -63,11 +110,13 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
              environment: dict[str, pulumi.Input[Any]], statements: pulumi.Input[list[dict[str, Any]]],
              network: Grant | None, monitor: Monitor, asynchronous: bool = False,
              code_dir: str | Path | None = None, handler: str | None = None,
-             purpose: str | None = None) -> aws.lambda_.Function:
+             purpose: str | None = None, event_schemas: Mapping[str, Mapping[str, Any]] | None = None,
+             ) -> aws.lambda_.Function:
     """A function running the team's code in ``code_dir`` (entry point ``handler``, default the settings' handler)
     or else ``components/handlers/<module>/index.py``, allowed ``statements`` and nothing else from other
     contexts. ``purpose`` tags a function of the platform's own (``publish-events``: it only puts the context's
-    events on the bus), so that the rules do not expect it to use what the context consumes."""
+    events on the bus), so that the rules do not expect it to use what the context consumes. ``event_schemas``
+    (event -> JSON Schema) go into the built-in package, whose publisher checks every detail against them."""
     base = f"{parent._name}-{role}"  # noqa: SLF001
     opts = pulumi.ResourceOptions(parent=parent)
     fn_name = identity.name(role, "lambda")
@@ -109,7 +158,7 @@ def function(identity: Identity, parent: pulumi.Resource, role: str, *, module: 
     fn = aws.lambda_.Function(
         base, name=fn_name, role=exec_role.arn, runtime=settings.runtime,
         handler=handler or (settings.handler if code_dir is not None else "index.handler"),
-        code=code(module, code_dir), architectures=[settings.architecture],
+        code=code(module, code_dir, event_schemas), architectures=[settings.architecture],
         memory_size=settings.memory_mb, timeout=settings.timeout_s,
         reserved_concurrent_executions=settings.reserved_concurrency,
         environment={"variables": variables}, tracing_config={"mode": "Active"},

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
+from ._code import outside_repository
 from ._emits import emits_errors
 
 #: Lambda runtimes AWS supports and has not deprecated (botocore knows older ones that CreateFunction refuses).
@@ -81,14 +82,14 @@ StepName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$",
 
 
 def _directory(value: str | None, info: ValidationInfo, want: str | None = None) -> str | None:
-    """Check that a directory named relative to the contract file exists (when the caller says where that file
-    is, through the validation context ``{"contract_dir": Path}``)."""
+    """Check that a directory named relative to the contract file exists and lies in the library's repository
+    (when the caller says where that file is, through the validation context ``{"contract_dir": Path}``)."""
     if value is None or not info.context or not info.context.get("contract_dir"):
         return value
-    folder = (Path(info.context["contract_dir"]) / value).resolve()
-    if not folder.is_dir():
-        raise ValueError(f"directory {value!r} does not exist (relative to the contract file: {folder})")
-    if want and not (folder / want).is_file():
+    problem = outside_repository(value, info.context["contract_dir"])
+    if problem:
+        raise ValueError(problem)
+    if want and not (Path(info.context["contract_dir"]) / value / want).is_file():
         raise ValueError(f"directory {value!r} has no {want}")
     return value
 
@@ -345,9 +346,6 @@ class ComponentKind:
     settings: type[Settings]
     description: str
 
-
-#: Settings that name a directory of the team's code, relative to the contract file.
-CODE_FIELDS = ("code", "build")
 
 KINDS: dict[str, ComponentKind] = {
     k.name: k

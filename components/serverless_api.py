@@ -50,7 +50,7 @@ class ServerlessApi(pulumi.ComponentResource):
         fn = function(ident, self, "api", module="serverless_api", settings=settings,
                       environment=_compute.environment(args, own_env),
                       statements=_compute.statements(args, [*own_statements, *consume]), network=args.network,
-                      code_dir=args.code_dir, monitor=monitor)
+                      code_dir=args.code_dir, monitor=monitor, event_schemas=_compute.event_schemas(args))
         if inbox is not None:
             _compute.deliver(args, self, name, inbox, policy=f"{name}-events-policy")
             _compute.source(self, f"{name}-events-source", inbox, fn)

@@ -110,6 +110,7 @@ class Workflow(pulumi.ComponentResource):
                              environment={**env, "STEP_NAME": PUBLISHER},
                              statements=grant_statements([bus]), network=args.network,
                              handler="index.publish", monitor=monitor, purpose="publish-events",
+                             event_schemas=_compute.event_schemas(args),
                              ) if emits and bus is not None else None
         logs = storage.log_group(ident, self, "states", f"/aws/vendedlogs/states/{ident.name('sm', 400)}",
                                  settings.log_retention_days)

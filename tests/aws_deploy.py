@@ -170,7 +170,10 @@ def zipped(code: dict[str, Any]) -> bytes:
                     z.write(path, path.relative_to(root).as_posix())
         else:
             for name, asset in code["archive"].items():
-                z.write(asset["file"], name)
+                if "text" in asset:
+                    z.writestr(name, asset["text"])
+                else:
+                    z.write(asset["file"], name)
     return buf.getvalue()
 
 

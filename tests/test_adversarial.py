@@ -508,7 +508,9 @@ def test_destroy_asks_on_a_terminal_and_says_what_it_destroys(tmp_path: Path, st
     args = ["destroy", "--env", "dev", "--contexts", "identity", "--engine", "simulated", "--contracts", str(SAMPLE),
             "--state-dir", str(state)]
     declined = CliRunner().invoke(cli.main, args, input="n\n")
-    assert declined.exit_code == 1 and "Destroy the stacks of identity in dev and every stack" in declined.output
+    assert declined.exit_code == 1 and "Destroy these" in declined.output
+    assert "dev.identity" in declined.output and "asked for" in declined.output and "consumes dev.identity" in \
+        declined.output
     assert len(_stack_statuses(state, "dev")) == 10
     accepted = CliRunner().invoke(cli.main, args, input="y\n")
     assert accepted.exit_code == 0, accepted.output

@@ -381,7 +381,7 @@ def test_the_live_view_shows_resource_level_progress_of_running_stacks() -> None
     console.print(view._table())
     text = console.export_text()
     assert "1 resource(s) done" in text and "orders-api" in text and "creating" in text
-    assert "aws:lambda/function:Function" in text
+    assert "aws:lambda:Function" in text and "urn:" not in text  # the type as Pulumi shows it, never a URN
 
 
 def test_the_simulated_state_and_its_diffs_never_hold_a_secret_value(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ The simulated engine records every stack of the sample; ``tests/aws_deploy.py`` 
 - Step Functions: the deployed definition, state by state (Lambda tasks, Catch, Fail, Succeed).
 
 Each function runs its deployed package (unzipped) with the environment the component set, against moto. The checks
-walk the contracts, not a list of names: every provided event must be put on the bus by its producer's code, and
-every ``consumes`` edge of kind ``event`` must reach its consumer's code and be handled there. Bounded: one process,
+walk the contracts, not a list of names: every provided event must be put on the bus by its producer's code, with a
+detail its contract's schema accepts (whoever's code published it: the team's, or ode's built-in handlers), and
+every ``consumes`` edge of kind ``event`` must reach its consumer's code and be handled there. A secret gets a value,
+as the team that owns it would put one there (the platform never does). Bounded: one process,
 no network, no sleeping; a flow that does not settle in a few rounds fails.
 """
 
@@ -200,6 +202,15 @@ def _template(params: Any, data: Any) -> Any:
         return {(k[:-2] if k.endswith(".$") else k): (_path(data, v) if k.endswith(".$") else _template(v, data))
                 for k, v in params.items()}
     return params
+
+
+def _refusal(detail: Any, schema: dict[str, Any]) -> str:
+    """Why ``schema`` refuses ``detail`` (the property and what is wrong with it), or "" when it accepts it."""
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(detail))
+    if error is None:
+        return ""
+    where = ".".join(str(p) for p in error.absolute_path)
+    return f"{error.message} (at {where})" if where else error.message
 
 
 def sample(schema: dict[str, Any], name: str, n: int) -> Any:
@@ -510,6 +521,10 @@ class Flow:
                 catch = next((c for c in state.get("Catch", []) if {"States.ALL", error["Error"]}
                               & set(c["ErrorEquals"])), None)
                 if catch is None:
+                    if not planted:
+                        cause = json.loads(error["Cause"])
+                        self.defects.append(f"{machine_arn}: state {name!r} failed, and so did the execution: "
+                                            f"{cause['errorType']}: {cause['errorMessage']}")
                     return
                 data, name = _set_path(data, catch.get("ResultPath", "$"), error), catch["Next"]
                 continue
@@ -568,14 +583,11 @@ class Flow:
                     out.append(f"{context}.{name}: emitted by nobody")
                 elif not [e for e in on_bus if e.emitter == context]:
                     out.append(f"{context}.{name}: put on the bus by {on_bus[0].emitter}'s code, not {context}'s")
-                elif ctx.settings.get("code"):
-                    # the team's own code publishes what its contract's schema says
-                    for e in on_bus:
-                        try:
-                            jsonschema.validate(e.detail, iface.event_schema)  # type: ignore[attr-defined]
-                        except jsonschema.ValidationError as exc:
-                            out.append(f"{context}.{name}: a detail its schema refuses: {exc.message}")
-                            break
+                # every detail on the bus, whoever's code published it, is what the contract's schema says
+                refused = next((r for r in (_refusal(e.detail, iface.event_schema)  # type: ignore[attr-defined]
+                                            for e in on_bus) if r), None)
+                if refused:
+                    out.append(f"{context}.{name}: a detail its schema refuses: {refused}")
             for link in self.library.links(context):
                 if link.kind != "event" or link.producer not in self.contexts:
                     continue
@@ -610,6 +622,9 @@ def flow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
         deployment = Deployment(account=place.account, region=place.region)
         for context in order:
             deploy_stack(deployment, engine.results[context].resources)
+        secrets = deployment.client("secretsmanager")
+        for secret in secrets.list_secrets()["SecretList"]:
+            secrets.put_secret_value(SecretId=secret["ARN"], SecretString=f"flow-test-value-of-{secret['Name']}")
         yield Flow(library, deployment, engine.results, tmp_path_factory.mktemp("functions"))
 
 
@@ -691,3 +706,61 @@ def test_a_handler_that_answers_events_as_requests_is_named(flow: Flow) -> None:
     assert f"{api.name} answered an SQS batch with HTTP status 400" in lines
     assert "orders <- payments.PaymentCaptured: received, but the code of orders failed it (answered with HTTP " \
            "400)" in lines
+
+
+def _hand_on_a_total(flow: Flow) -> None:
+    """A planted defect: payments' last step hands on the order's ``total`` where PaymentCaptured requires
+    ``amount``."""
+    capture = next(fn for fn in flow.functions.values() if fn.context == "payments" and fn.name.endswith("-capture"))
+    entry = flow._entry(capture)  # noqa: SLF001 - the deployed code, wrapped
+
+    def renamed(event: dict[str, Any], context: Any) -> Any:
+        out = dict(entry(event, context))
+        out["total"] = out.pop("amount")
+        return out
+
+    capture.entry = renamed
+
+
+@pytest.mark.slow
+def test_a_detail_its_schema_refuses_is_named_whoever_published_it(flow: Flow, monkeypatch: pytest.MonkeyPatch,
+                                                                   ) -> None:
+    """Planted: a payment handed on without its amount, and ode's publisher (payments has no publishing code of its
+    own) made to skip its check, as a publisher without one would; and a contract whose schema changed under the
+    team's code (fulfilment's OrderShipped now requires a tracking number its code does not send)."""
+    _hand_on_a_total(flow)
+    publisher = next(fn for fn in flow.functions.values() if fn.handler == "index.publish")
+    monkeypatch.setattr(flow._entry(publisher).__globals__["ode_events"], "check",  # noqa: SLF001
+                        lambda detail_types, detail: None)
+    shipped = flow.library.contexts["fulfilment"].provides["OrderShipped"]
+    schema = copy.deepcopy(shipped.event_schema)  # type: ignore[union-attr]
+    schema["required"].append("tracking_number")
+    monkeypatch.setattr(shipped, "event_schema", schema)
+    flow.run(1)
+    with pytest.raises(FlowError) as caught:
+        flow.check()
+    lines = str(caught.value).splitlines()
+    assert "payments.PaymentCaptured: a detail its schema refuses: 'amount' is a required property" in lines, lines
+    assert "fulfilment.OrderShipped: a detail its schema refuses: 'tracking_number' is a required property" in lines
+    refused = [line.split(":")[0] for line in lines if "a detail its schema refuses" in line]
+    # orders' OrderPlaced is as declared
+    assert sorted(refused) == ["fulfilment.OrderShipped", "payments.PaymentCaptured"]
+
+
+@pytest.mark.slow
+def test_the_built_in_publisher_refuses_a_detail_its_schema_refuses_and_the_flow_names_it(flow: Flow) -> None:
+    """Planted: a payment handed on without its amount. ode's publisher refuses to publish PaymentCaptured: the
+    execution fails naming the event and the field, and what depends on the event never happens."""
+    _hand_on_a_total(flow)
+    flow.run(1)
+    with pytest.raises(FlowError) as caught:
+        flow.check()
+    lines = str(caught.value).splitlines()
+    assert any(line.endswith("state 'publish on success' failed, and so did the execution: SchemaError: "
+                             "PaymentCaptured: the detail lacks 'amount', which its schema requires")
+               for line in lines), lines
+    for expected in ("payments.PaymentCaptured: emitted by nobody",
+                     "fulfilment <- payments.PaymentCaptured: never received",
+                     "orders <- payments.PaymentCaptured: never received"):
+        assert expected in lines, lines
+    assert not [e for e in flow.emitted if e.detail_type == "PaymentCaptured"]

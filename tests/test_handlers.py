@@ -17,11 +17,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from .conftest import ROOT
+from .conftest import ROOT, SAMPLE
 
 HANDLERS = ROOT / "components" / "handlers"
 ORDERS = ROOT / "contracts" / "services" / "orders" / "src" / "app.py"
+PAYMENTS = ROOT / "contracts" / "services" / "payments" / "src" / "steps.py"
+FULFILMENT = ROOT / "contracts" / "services" / "fulfilment" / "src" / "app.py"
 BUS = "shop-dev-shared-bus-bus"
+#: A detail any object satisfies: what an event without a `schema` in its contract declares.
+ANY = {"type": "object"}
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -32,12 +36,41 @@ def load(path: Path, name: str) -> ModuleType:
     return loaded
 
 
+def unpack(archive: Any, folder: Path) -> Path:
+    """The files of a built-in package (a pulumi AssetArchive of files and texts), written into ``folder``."""
+    import pulumi
+
+    for name, asset in archive.assets.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(asset, pulumi.StringAsset):
+            target.write_text(asset.text)
+        else:
+            target.write_bytes(Path(str(asset.path)).read_bytes())
+    return folder
+
+
 @pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
-    """A built-in handler as its package ships it: its own module beside the shared ones (see function.code)."""
-    monkeypatch.syspath_prepend(str(HANDLERS / "shared"))
-    monkeypatch.delitem(sys.modules, "ode_events", raising=False)
-    return lambda module: load(HANDLERS / module / "index.py", f"handler_{module}")
+def handler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., ModuleType]:
+    """A built-in handler as its package ships it (``function.code``): its own module beside the shared ones,
+    fastjsonschema, and the schemas of the events it may publish (``schemas``: event -> JSON Schema)."""
+    from components.function import code
+
+    def made(module: str, schemas: dict[str, Any] | None = None) -> ModuleType:
+        folder = unpack(code(module, None, schemas), tmp_path / f"package-{module}")
+        monkeypatch.syspath_prepend(str(folder))
+        monkeypatch.delitem(sys.modules, "ode_events", raising=False)
+        return load(folder / "index.py", f"handler_{module}")
+
+    return made
+
+
+def sample_schemas(context: str) -> dict[str, Any]:
+    """The schema of each event ``context`` of the sample declares, as its contract says."""
+    from ode.contracts import load_library
+
+    provides = load_library(SAMPLE).contexts[context].provides
+    return {name: iface.event_schema for name, iface in provides.items() if iface.kind == "event"}  # type: ignore
 
 
 @pytest.fixture
@@ -120,7 +153,7 @@ def test_the_api_writes_and_publishes_what_each_route_emits(aws: None, handler: 
     read = tap("ProductPriceChanged", "ProductRetired", source="catalog")
     publishing(monkeypatch, "catalog", {"PUT /products/{id}": ["ProductPriceChanged"],
                                         "DELETE /products/{id}": ["ProductRetired"]}, TABLE_NAME=products.name)
-    api = handler("serverless_api")
+    api = handler("serverless_api", {**sample_schemas("catalog"), "ProductRetired": ANY})
     put = api.handler(request("PUT", "PUT /products/{id}", {"price": 9.5}, "p-1"))
     assert put["statusCode"] == 200 and products.get_item(Key={"product_id": "p-1"})["Item"]["price"] == Decimal("9.5")
     [changed] = read()
@@ -156,7 +189,7 @@ def test_the_worker_publishes_what_it_emits_once_it_has_handled_an_event(aws: No
     shipments = table("shop-dev-fulfilment-shipments-table", "shipment_id")
     read = tap("OrderShipped", source="fulfilment")
     publishing(monkeypatch, "fulfilment", {"PaymentCaptured": ["OrderShipped"]}, TABLE_NAME=shipments.name)
-    worker = handler("event_worker")
+    worker = handler("event_worker", {"OrderShipped": {"type": "object", "required": ["order_id"]}})
     captured = envelope("payments", "PaymentCaptured", {"order_id": "o-1", "amount": 12.5})
     out = worker.handler(sqs_batch(captured, "not json", envelope("orders", "OrderPlaced", {"order_id": "o-2"}, "e-2")))
     assert out == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
@@ -171,7 +204,7 @@ def test_a_record_whose_event_cannot_be_published_is_retried_alone(aws: None, ha
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     publishing(monkeypatch, "fulfilment", {"message": ["OrderShipped"]})
     monkeypatch.setenv("EVENT_BUS_NAME", "no-such-bus")
-    worker = handler("event_worker")
+    worker = handler("event_worker", {"OrderShipped": ANY})
     out = worker.handler(sqs_batch(json.dumps({"order_id": "o-1"})))
     assert out == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
 
@@ -181,7 +214,7 @@ def test_built_in_code_never_publishes_an_event_its_contract_does_not_declare(aw
     read = tap("OrderShipped", "Surprise")
     publishing(monkeypatch, "fulfilment", {"message": ["OrderShipped"]})
     monkeypatch.setenv("EVENT_EMITS", json.dumps({"message": ["OrderShipped", "Surprise"]}))
-    events = handler("event_worker").handler.__globals__["ode_events"]
+    events = handler("event_worker", {"OrderShipped": ANY}).handler.__globals__["ode_events"]
     with pytest.raises(events.PublishError, match="Surprise: not declared"):
         events.publish(["OrderShipped", "Surprise"], {"order_id": "o-1"})
     assert read() == []
@@ -201,20 +234,74 @@ def test_the_workflow_publishes_its_success_and_failure_events(aws: None, handle
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     read = tap("PaymentCaptured", "PaymentFailed", source="payments")
     publishing(monkeypatch, "payments", {"success": ["PaymentCaptured"], "failure": ["PaymentFailed"]})
-    wf = handler("workflow")
+    wf = handler("workflow", sample_schemas("payments"))
     started_by = json.loads(envelope("orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5}))
-    state = {**started_by, "steps_done": ["authorize", "capture"]}
-    assert wf.publish({"outcome": "success", "state": state}) == {"published": ["PaymentCaptured"]}
+    paid = {"order_id": "o-1", "amount": 12.5, "authorization_id": "a-1"}
+    assert wf.publish({"outcome": "success", "state": {**paid, "steps_done": ["authorize", "capture"]}}) == {
+        "published": ["PaymentCaptured"]}
     [captured] = read()
-    assert (captured["source"], captured["detail-type"], captured["detail"]) == (
-        "payments", "PaymentCaptured", {"order_id": "o-1", "total": 12.5})
+    assert (captured["source"], captured["detail-type"], captured["detail"]) == ("payments", "PaymentCaptured", paid)
+    # a step that failed on the order itself: the event that started the execution, and why
     error = {"Error": "CardDeclined", "Cause": json.dumps({"errorMessage": "card declined", "errorType": "X"})}
     assert wf.publish({"outcome": "failure", "state": {**started_by, "error": error}}) == {
         "published": ["PaymentFailed"]}
     [failed] = read()
     assert failed["detail"] == {"order_id": "o-1", "total": 12.5, "reason": "CardDeclined: card declined"}
     with pytest.raises(ValueError, match="outcome"):
-        wf.publish({"outcome": "maybe", "state": state})
+        wf.publish({"outcome": "maybe", "state": paid})
+
+
+def test_the_workflow_never_publishes_a_detail_its_event_schema_refuses(aws: None, handler: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps that hand on the order as they received it (a total, no amount): PaymentCaptured is refused, the task
+    fails naming the event and the field, and nothing reaches the bus."""
+    read = tap("PaymentCaptured", "PaymentFailed", source="payments")
+    publishing(monkeypatch, "payments", {"success": ["PaymentCaptured"], "failure": ["PaymentFailed"]})
+    wf = handler("workflow", sample_schemas("payments"))
+    events = wf.publish.__globals__["ode_events"]
+    started_by = json.loads(envelope("orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5}))
+    with pytest.raises(events.SchemaError) as caught:
+        wf.publish({"outcome": "success", "state": {**started_by, "steps_done": ["authorize", "capture"]}})
+    assert str(caught.value) == "PaymentCaptured: the detail lacks 'amount', which its schema requires"
+    with pytest.raises(events.SchemaError, match=r"^PaymentCaptured: the detail's amount must be number"):
+        wf.publish({"outcome": "success", "state": {"order_id": "o-1", "amount": "12.5"}})
+    assert read() == []
+
+
+def test_a_built_in_handler_without_the_schema_of_an_event_publishes_nothing(aws: None, handler: Any,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    read = tap("OrderShipped")
+    publishing(monkeypatch, "fulfilment", {"message": ["OrderShipped"]})
+    events = handler("event_worker", {"SomethingElse": ANY}).handler.__globals__["ode_events"]
+    with pytest.raises(events.PublishError, match="OrderShipped: this function knows no schema of it") as caught:
+        events.publish(["OrderShipped"], {"order_id": "o-1"})
+    assert not isinstance(caught.value, events.SchemaError)  # the package is at fault, not the detail
+    assert read() == []
+
+
+def test_the_worker_records_and_publishes_nothing_for_a_detail_its_schema_refuses(
+        aws: None, handler: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    shipments = table("shop-dev-fulfilment-shipments-table", "shipment_id")
+    read = tap("OrderShipped", source="fulfilment")
+    publishing(monkeypatch, "fulfilment", {"PaymentCaptured": ["OrderShipped"]}, TABLE_NAME=shipments.name)
+    worker = handler("event_worker", sample_schemas("fulfilment"))
+    captured = envelope("payments", "PaymentCaptured", {"order_id": "o-1", "amount": 12.5})
+    assert worker.handler(sqs_batch(captured)) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert read() == [] and shipments.scan()["Items"] == []
+    assert "OrderShipped: the detail lacks 'carrier', which its schema requires" in caplog.text
+
+
+def test_the_api_refuses_a_write_whose_event_its_schema_refuses(aws: None, handler: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    products = table("shop-dev-catalog-products-table", "product_id")
+    read = tap("ProductPriceChanged", source="catalog")
+    publishing(monkeypatch, "catalog", {"PUT /products/{id}": ["ProductPriceChanged"]}, TABLE_NAME=products.name)
+    api = handler("serverless_api", sample_schemas("catalog"))
+    out = api.handler(request("PUT", "PUT /products/{id}", {"name": "kettle"}, "p-1"))
+    assert out["statusCode"] == 400
+    assert json.loads(out["body"]) == {"error": "ProductPriceChanged: the detail lacks 'price', which its schema "
+                                                "requires"}
+    assert "Item" not in products.get_item(Key={"product_id": "p-1"}) and read() == []
 
 
 def test_orders_tells_events_from_requests(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,6 +330,83 @@ def test_orders_tells_events_from_requests(aws: None, monkeypatch: pytest.Monkey
     assert app.handler(sqs_batch(envelope("fulfilment", "OrderShipped", {"order_id": "o-1", "carrier": "ups"},
                                           "e-4"))) == {"batchItemFailures": []}
     assert orders.get_item(Key={"order_id": "o-1"})["Item"]["status"] == "shipped"
+
+
+def test_payments_steps_hand_on_what_its_events_require(aws: None, handler: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team's steps, then ode's publisher with the contract's schemas, as the state machine runs them."""
+    read = tap("PaymentCaptured", "PaymentFailed", source="payments")
+    key = boto3.client("secretsmanager").create_secret(Name="shop/dev/identity/psp-credentials",
+                                                       SecretString="psp-key-for-tests")
+    publishing(monkeypatch, "payments", {"success": ["PaymentCaptured"], "failure": ["PaymentFailed"]},
+               IDENTITY_PSP_CREDENTIALS_ARN=key["ARN"], PAYMENT_LIMIT="100")
+    steps = load(PAYMENTS, "payments_steps")
+    publisher = handler("workflow", sample_schemas("payments"))
+    placed = json.loads(envelope("orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5}))
+    payment = steps.capture(steps.authorize(placed))
+    assert (payment["order_id"], payment["amount"]) == ("o-1", 12.5) and payment["authorization_id"].startswith("auth-")
+    assert publisher.publish({"outcome": "success", "state": payment}) == {"published": ["PaymentCaptured"]}
+    [captured] = read()
+    assert captured["detail"] == payment
+    # started with an order rather than an event; a total over the limit, or none, is declined
+    assert steps.authorize({"order_id": "o-2", "total": 3})["amount"] == 3
+    for total in (250, 0, "12", None):
+        with pytest.raises(steps.PaymentDeclined, match="order o-3"):
+            steps.authorize({"order_id": "o-3", "total": total})
+    # a declined payment: what the state machine hands the publisher (the step's input and its error)
+    error = {"Error": "PaymentDeclined", "Cause": json.dumps({"errorMessage": "order o-3: 250 is not in (0, 100]"})}
+    declined = json.loads(envelope("orders", "OrderPlaced", {"order_id": "o-3", "total": 250}))
+    assert publisher.publish({"outcome": "failure", "state": {**declined, "error": error}}) == {
+        "published": ["PaymentFailed"]}
+    [failed] = read()
+    assert failed["detail"] == {"order_id": "o-3", "total": 250,
+                                "reason": "PaymentDeclined: order o-3: 250 is not in (0, 100]"}
+    with pytest.raises(ValueError, match="authorization_id missing"):
+        steps.capture({"order_id": "o-1", "amount": 1})
+
+
+def test_payments_cannot_authorize_without_the_providers_key(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secret is there, its value is not (it is put outside the platform): the step fails naming the secret."""
+    key = boto3.client("secretsmanager").create_secret(Name="shop/dev/identity/psp-credentials")
+    monkeypatch.setenv("IDENTITY_PSP_CREDENTIALS_ARN", key["ARN"])
+    monkeypatch.setenv("PAYMENT_LIMIT", "100")
+    steps = load(PAYMENTS, "payments_steps")
+    with pytest.raises(RuntimeError, match=f"cannot be read from {key['ARN']}: ResourceNotFoundException"):
+        steps.authorize({"order_id": "o-1", "total": 5})
+
+
+def test_fulfilment_ships_a_captured_payment_and_says_so_with_its_carrier(aws: None,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import jsonschema
+
+    orders = table("shop-dev-orders-orders-table", "order_id")
+    orders.put_item(Item={"order_id": "o-1", "total": Decimal("12.5"), "items": ["kettle"], "status": "paid"})
+    shipments = table("shop-dev-fulfilment-shipments-table", "shipment_id")
+    sqs = boto3.client("sqs")
+    ingest = sqs.create_queue(QueueName="shop-dev-analytics-ingest-queue")["QueueUrl"]
+    read = tap("OrderShipped", source="fulfilment")
+    publishing(monkeypatch, "fulfilment", {"PaymentCaptured": ["OrderShipped"]}, CARRIER="parcel-post",
+               FULFILMENT_SHIPMENTS_TABLE_NAME=shipments.name, ORDERS_ORDERS_TABLE_NAME=orders.name,
+               ANALYTICS_INGEST_QUEUE_URL=ingest)
+    app = load(FULFILMENT, "fulfilment_app")
+    captured = envelope("payments", "PaymentCaptured", {"order_id": "o-1", "amount": 12.5})
+    out = app.handler(sqs_batch(captured,
+                                envelope("payments", "PaymentCaptured", {"order_id": "o-9", "amount": 1}, "e-2"),
+                                envelope("orders", "OrderPlaced", {"order_id": "o-1", "total": 12.5}, "e-3"),
+                                "not json", "[1]"))
+    # only what failed is reported: an order orders does not have, an event it does not handle, a bad body
+    assert out == {"batchItemFailures": [{"itemIdentifier": f"m{i}"} for i in (2, 3, 4, 5)]}
+    [shipped] = read()
+    assert (shipped["source"], shipped["detail-type"]) == ("fulfilment", "OrderShipped")
+    assert shipped["detail"] == {"order_id": "o-1", "shipment_id": "shipment-o-1", "carrier": "parcel-post"}
+    jsonschema.validate(shipped["detail"], sample_schemas("fulfilment")["OrderShipped"])
+    item = shipments.get_item(Key={"shipment_id": "shipment-o-1"})["Item"]
+    assert (item["carrier"], item["amount"], item["items"]) == ("parcel-post", Decimal("12.5"), ["kettle"])
+    [fact] = sqs.receive_message(QueueUrl=ingest)["Messages"]
+    assert json.loads(fact["Body"]) == {"fact": "order-shipped", **shipped["detail"]}
+    # the same event again (Lambda retries): still one shipment
+    assert app.handler(sqs_batch(captured)) == {"batchItemFailures": []}
+    assert len(shipments.scan()["Items"]) == 1
 
 
 def test_the_embedded_aws_listens_on_localhost_only_and_stops() -> None:
@@ -275,6 +439,23 @@ def test_handlers_are_packaged_by_the_components() -> None:
     assert Path(packaged) == HANDLERS and SHARED == HANDLERS / "shared"
     assert {p.parent.name for p in HANDLERS.glob("*/index.py")} == {"serverless_api", "event_worker", "workflow"}
     assert (SHARED / "ode_events.py").is_file()
+
+
+def test_a_built_in_package_carries_the_schemas_of_its_events_and_a_validator() -> None:
+    from components.function import EVENT_SCHEMAS, code
+
+    schemas = sample_schemas("payments")
+    assets = code("workflow", None, schemas).assets  # type: ignore[attr-defined]
+    assert json.loads(assets[EVENT_SCHEMAS].text) == schemas
+    assert {"index.py", "ode_events.py", "fastjsonschema/__init__.py", "fastjsonschema/draft07.py"} <= set(assets)
+    assert set(code("workflow").assets) == {"index.py", "ode_events.py"}  # type: ignore[attr-defined]
+    # what the publisher could not check with is refused when the stack is planned, naming the schema
+    for schema, why in (({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}},
+                         "must be self-contained"),
+                        ({"type": "object", "properties": {"a": {"type": "string", "pattern": "("}}},
+                         "unterminated subpattern")):
+        with pytest.raises(ValueError, match=rf"^provides\.Changed\.schema: .*{why}"):
+            code("serverless_api", None, {"Changed": schema})
 
 
 def test_target_local_without_moto_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:

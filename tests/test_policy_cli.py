@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from ode.registry.sqlite import Registry
 
 from .conftest import SAMPLE
 from .test_pulumi_engine import calls, stand_in, use_recorded  # noqa: F401 - the recorded pulumi stand-in
+
+#: A date a waiver may run to (at most three years ahead).
+NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
 
 #: AWS's documented example access key id, assembled here so that no key-shaped string is committed.
 PLANTED_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
@@ -100,7 +104,7 @@ def test_up_refuses_the_violating_stack_and_skips_its_consumers(sample_library: 
 
 
 def test_a_current_waiver_passes_and_an_expired_one_fails(sample_library: Path, tmp_path: Path) -> None:
-    waiver = {"rule": "log-retention", "reason": "debug stream, kept short on purpose", "expires": "2099-12-31"}
+    waiver = {"rule": "log-retention", "reason": "debug stream, kept short on purpose", "expires": NEXT_YEAR}
     strict_retention(sample_library, waivers=[waiver])
     done = ode("check", "--env", "prod", "--contracts", str(sample_library), "--format", "json")
     assert done.returncode == 0, done.stdout
@@ -120,7 +124,7 @@ def test_a_current_waiver_passes_and_an_expired_one_fails(sample_library: Path, 
 
 
 def test_a_waiver_without_a_reason_is_a_contract_error(sample_library: Path) -> None:
-    strict_retention(sample_library, waivers=[{"rule": "log-retention", "expires": "2099-12-31"}])
+    strict_retention(sample_library, waivers=[{"rule": "log-retention", "expires": NEXT_YEAR}])
     done = ode("check", "--env", "prod", "--contracts", str(sample_library))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "catalog.yaml" in done.stderr and "waivers[0].reason" in done.stderr

@@ -7,7 +7,7 @@ import io
 import json
 import shutil
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,10 @@ from ode.rendering import (
     Table,
     ago,
     environments_table,
+    exact,
     expiry,
     fancy,
+    moment,
     output_at,
     plain,
     rich_table,
@@ -58,10 +60,14 @@ def test_relative_times_read_as_people_say_them() -> None:
     assert ago(_at(days=-3), NOW) == "3 d ago"
     assert ago(_at(minutes=20), NOW) == "in 20 min"
     assert ago(None, NOW) == "-"
-    assert expiry(_at(hours=7), NOW) == "expires in 7 h"
-    assert expiry(_at(hours=7, minutes=50), NOW) == "expires in 8 h"
-    assert expiry(_at(minutes=-3), NOW) == "expired 3 min ago"
+    # a deadline carries the exact moment beside the relative one: it stays true once the text is old
+    assert expiry(_at(hours=7), NOW) == "expires in 7 h (2026-05-01 19:00 UTC)"
+    assert expiry(_at(hours=7, minutes=50), NOW) == "expires in 8 h (2026-05-01 19:50 UTC)"
+    assert expiry(_at(minutes=-3), NOW) == "expired 3 min ago (2026-05-01 11:57 UTC)"
     assert expiry(None, NOW) == "never"
+    later = (NOW + timedelta(hours=7)).astimezone(timezone(timedelta(hours=2))).isoformat()  # written elsewhere
+    assert moment(later, NOW) == "in 7 h (2026-05-01 19:00 UTC)" and exact(later) == "2026-05-01 19:00 UTC"
+    assert moment(None, NOW) == "-" and exact(None) == "-"
     assert [span(s) for s in (0, 89, 90, 5399, 5400, 129599, 129600)] == [
         "0 s", "89 s", "2 min", "90 min", "2 h", "36 h", "2 d"]
 
@@ -96,8 +102,8 @@ def test_environment_list_says_when_each_expires() -> None:
     lines = plain(environments_table(records, NOW)).splitlines()
     assert lines[0].split() == ["NAME", "BASE", "OWNER", "CONTEXTS", "STATUS", "CREATED", "EXPIRES"]
     assert lines[1].split() == ["pr-3", "dev", "bob", "orders", "active", "3", "min", "ago", "expires", "in", "7",
-                                "h"]
-    assert lines[2].split()[-7:] == ["2", "d", "ago", "expired", "30", "min", "ago"]
+                                "h", "(2026-05-01", "19:00", "UTC)"]
+    assert lines[2].split()[-10:] == ["2", "d", "ago", "expired", "30", "min", "ago", "(2026-05-01", "11:30", "UTC)"]
 
 
 def test_rich_on_a_terminal_plain_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:

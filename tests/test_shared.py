@@ -122,20 +122,39 @@ def test_an_engine_line_is_read_once_into_a_typed_event() -> None:
     assert engine_line("dev.orders", "up (simulated)") == EngineMessage("dev.orders", "up (simulated)")
 
 
-def test_the_line_reporter_renders_events_as_it_rendered_strings() -> None:
+def _rendered(verbose: bool) -> list[str]:
     out = io.StringIO()
-    reporter = LineReporter(out)
+    reporter = LineReporter(out, verbose=verbose, colour=False)
+    table = URN.replace("ode:index:Service$aws:lambda/function:Function::orders-api",
+                        "aws:dynamodb/table:Table::orders-table")
     for event in (RunStarted("dev", "up", ("dev.a", "dev.b")), StackChanged("dev.a", "running", "new stack"),
-                  engine_line("dev.a", f"creating {URN}"), StackChanged("dev.a", "succeeded"),
+                  engine_line("dev.a", "up (simulated)"), engine_line("dev.a", f"creating {URN}"),
+                  engine_line("dev.a", f"created {URN}"), engine_line("dev.a", f"created {table}"),
+                  engine_line("dev.a", f"warning: {URN} is deprecated"),
+                  engine_line("dev.a", f"warning: {URN} is deprecated"), StackChanged("dev.a", "succeeded"),
                   RunInterrupted("dev", 1), RunFinished("dev")):
         reporter.handle(event)
-    lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]  # without the time of day
+    return [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]  # without the time of day
+
+
+def test_the_line_reporter_says_a_line_per_stack_event_and_counts_resources() -> None:
+    lines = _rendered(verbose=False)
     assert lines[0] == "up dev: 2 stacks"
     assert lines[1] == f"{'dev.a':<32} running: new stack"
-    assert lines[2] == f"{'dev.a':<32} running: creating {URN}"
-    assert re.fullmatch(rf"{'dev.a':<32} succeeded \(\d+\.\ds\)", lines[3])
+    # an engine's warning is said, once, with the resource as type and name
+    assert lines[2] == f"{'dev.a':<32}   warning: aws:lambda:Function orders-api is deprecated"
+    assert re.fullmatch(rf"{'dev.a':<32} succeeded \(\d+\.\ds\): 2 created", lines[3])
     assert lines[4] == f"{'dev.*':<32} interrupted: waiting for 1 running stack(s) to finish"
     assert len(lines) == 5
+
+
+def test_the_line_reporter_says_each_resource_with_verbose_and_never_a_urn() -> None:
+    lines = _rendered(verbose=True)
+    assert f"{'dev.a':<32}   creating aws:lambda:Function orders-api" in lines
+    assert f"{'dev.a':<32}   created aws:dynamodb:Table orders-table" in lines
+    assert f"{'dev.a':<32}   up (simulated)" in lines
+    assert len([line for line in lines if "warning:" in line]) == 2  # verbose repeats what the engine said
+    assert not [line for line in lines if "urn:" in line]
 
 
 def test_a_reporter_with_the_older_calls_still_hears_everything() -> None:

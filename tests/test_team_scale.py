@@ -22,6 +22,7 @@ import yaml
 from ode.clock import parse_iso, utcnow
 from ode.publishing.lifecycle_events import SCHEMAS
 from ode.registry.dynamodb import DynamoDBRegistry
+from ode.rendering import exact
 
 from .conftest import SAMPLE
 from .moto_server import REGION, aws, moto_server  # noqa: F401  (pytest fixtures)
@@ -71,7 +72,9 @@ def test_two_runners_share_pr_environments_through_dynamodb(tmp_path: Path) -> N
     assert {"orders", "catalog", "network"} <= set(deployed)  # orders and everything it needs
     assert "env=pr-9\n" in out.read_text() and "expires_at=" in out.read_text()
     body = comment.read_text()
-    assert "pr-9" in body and up["environment"]["expires_at"] in body and "| pr-9.orders | succeeded |" in body
+    # the expiry as people read it, the exact moment beside the relative one
+    assert "pr-9" in body and f"in 2 h ({exact(up['environment']['expires_at'])})" in body
+    assert "| pr-9.orders | succeeded |" in body
     assert summary.read_text().startswith("### ode: environment pr-9")
     ok(ode(SAMPLE.parent, a, "ci", "up", "--pr", "10", "--contexts", "catalog", "--reuse", "", "--ttl", "1s",
            "--engine", "simulated", "--registry", URL))

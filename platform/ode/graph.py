@@ -90,6 +90,7 @@ class EnvGraph:
             cycles = find_cycles(self._deps.reverse(copy=False))
             raise CycleError(cycles[0]) from None
         self._position: dict[str, int] = {n: i for i, n in enumerate(self._order)}
+        self._indexes: dict[str, dict[str, list[Edge]]] = {}
 
     @classmethod
     def resolve(cls, library: ContractLibrary, env: str) -> EnvGraph:
@@ -127,7 +128,7 @@ class EnvGraph:
 
     def subscribers_of(self, context: str) -> list[str]:
         """Contexts subscribed to events that ``context`` provides."""
-        return sorted({e.consumer for e in self._edges if e.producer == context and not e.deploy})
+        return sorted({e.consumer for e in self._by("producer").get(context, ()) if not e.deploy})
 
     def ancestors(self, context: str) -> set[ContextId]:
         """Every context ``context`` needs, directly or not."""
@@ -139,7 +140,17 @@ class EnvGraph:
 
     def edges_into(self, context: str) -> list[Edge]:
         """The interfaces ``context`` consumes within this environment."""
-        return [e for e in self._edges if e.consumer == context]
+        return list(self._by("consumer").get(context, ()))
+
+    def _by(self, end: str) -> dict[str, list[Edge]]:
+        """The edges by consumer or by producer, indexed on first use: asked for every context, a scan of all the
+        edges each time would grow with the square of the graph."""
+        index = self._indexes.get(end)
+        if index is None:
+            index = self._indexes[end] = {}
+            for edge in self._edges:
+                index.setdefault(getattr(edge, end), []).append(edge)
+        return index
 
     def levels(self) -> list[list[ContextId]]:
         """The contexts in waves: each wave needs only earlier ones (what level-by-level tools deploy)."""
@@ -153,7 +164,13 @@ class EnvGraph:
             if name not in self._position:
                 raise UsageError(f"context {name!r} is not deployed in {self.env}")
             wanted.add(name)
-            wanted |= nx.ancestors(self._deps, name)
+        # One walk up from all of them at once: a walk per context would cross the shared producers again each time.
+        todo = list(wanted)
+        while todo:
+            for producer in self._deps.predecessors(todo.pop()):
+                if producer not in wanted:
+                    wanted.add(producer)
+                    todo.append(producer)
         return EnvGraph(self.library, self.env, wanted)
 
     def without(self, contexts: Iterable[str]) -> EnvGraph:

@@ -1,19 +1,27 @@
-"""What people read: tables with headers, times relative to now, one output picked by its path, and the changed
-properties of resources.
+"""What people read: tables with headers, times relative to now (with the exact moment beside a deadline), one
+output picked by its path, the changed properties of resources, resources as type and name, colour or none, and
+the closest name to a mistyped one.
 
 Pure functions over records and a clock, so that what ``ode status``, ``ode env list`` and ``ode outputs`` print is
 tested without a terminal: :func:`status_table` and :func:`environments_table` build a :class:`Table`, and
 :func:`show` writes it with rich on a terminal and as plain aligned text elsewhere (CI, a pipe, ``NO_COLOR``), so
 that scripts and logs get stable columns and no escape codes.
+
+Colour follows no-color.org and force-color.org, in their order: ``FORCE_COLOR`` (any non-empty value) forces it,
+even into a pipe; else ``NO_COLOR`` (any non-empty value) turns it off, even on a terminal; else a terminal (not
+``TERM=dumb``) gets it. :func:`colour_choice` is that decision where a stream is not known yet (click's), and
+:func:`colour` where it is.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from .clock import parse_iso
@@ -63,13 +71,32 @@ def ago(moment: datetime | str | None, now: datetime) -> str:
     return f"{span(delta)} ago" if delta > 0 else f"in {span(delta)}"
 
 
-def expiry(moment: datetime | str | None, now: datetime) -> str:
-    """``expires in 7 h``, ``expired 3 min ago``, or ``never`` when nothing is set."""
+def exact(moment: datetime | str | None) -> str:
+    """The moment to the minute, in UTC, as people read it: ``2026-12-05 05:19 UTC`` (``-`` unknown)."""
     when = parse_iso(moment) if isinstance(moment, str) else moment
     if when is None:
+        return "-"
+    if when.tzinfo is None:  # the registry writes aware times; a naive one is taken as UTC, as it was written
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def moment(when: datetime | str | None, now: datetime) -> str:
+    """A moment relative to now with the exact one beside it, which stays true once the text is old (a pull
+    request's comment): ``in 7 h (2026-12-05 05:19 UTC)``, ``3 min ago (...)``; ``-`` unknown."""
+    if when is None or when == "":
+        return "-"
+    return f"{ago(when, now)} ({exact(when)})"
+
+
+def expiry(when: datetime | str | None, now: datetime) -> str:
+    """``expires in 7 h (2026-12-05 05:19 UTC)``, ``expired 3 min ago (...)``, or ``never`` when nothing is set."""
+    at = parse_iso(when) if isinstance(when, str) else when
+    if at is None:
         return "never"
-    delta = (when - now).total_seconds()
-    return f"expires in {span(delta)}" if delta > 0 else f"expired {span(delta)} ago"
+    delta = (at - now).total_seconds()
+    relative = f"expires in {span(delta)}" if delta > 0 else f"expired {span(delta)} ago"
+    return f"{relative} ({exact(at)})"
 
 
 def took(seconds: float | None) -> str:
@@ -129,11 +156,18 @@ def rich_table(table: Table) -> Any:
     return out
 
 
-def fancy(stream: IO[str]) -> bool:
-    """Whether to draw for a person: ``stream`` is a terminal, and neither CI nor ``NO_COLOR`` nor a dumb
-    terminal says otherwise."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("NO_COLOR"):
+def colour_choice() -> bool | None:
+    """What the environment says of colour: True (``FORCE_COLOR``), False (``NO_COLOR``), or None: it depends on
+    the stream (see the module's docstring)."""
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
         return False
+    return None
+
+
+def terminal(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal that understands escape codes (not ``TERM=dumb``)."""
     if os.environ.get("TERM") == "dumb":
         return False
     try:
@@ -142,14 +176,81 @@ def fancy(stream: IO[str]) -> bool:
         return False
 
 
+def colour(stream: IO[str]) -> bool:
+    """Whether to colour what goes to ``stream``: ``FORCE_COLOR``, else not ``NO_COLOR``, else a terminal."""
+    choice = colour_choice()
+    return choice if choice is not None else terminal(stream)
+
+
+def in_ci() -> bool:
+    """Whether this runs on a CI runner (``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fancy(stream: IO[str]) -> bool:
+    """Whether to draw a table with rich (and colour): ``FORCE_COLOR``; else not under ``NO_COLOR``, nor on CI
+    (whose logs get stable text even when the runner fakes a terminal), and only on a terminal."""
+    choice = colour_choice()
+    if choice is not None:
+        return choice
+    return not in_ci() and terminal(stream)
+
+
 def show(table: Table, stream: IO[str], use_rich: bool | None = None) -> None:
     """Write ``table`` to ``stream``: with rich when ``use_rich`` (default: :func:`fancy`), else :func:`plain`."""
     if use_rich if use_rich is not None else fancy(stream):
         from rich.console import Console  # see rich_table
 
-        Console(file=stream, markup=True, highlight=False).print(rich_table(table))
+        # forced: FORCE_COLOR colours a pipe too, where rich would otherwise see no terminal and drop the styles
+        Console(file=stream, markup=True, highlight=False, force_terminal=True, no_color=colour_choice() is False,
+                width=None if terminal(stream) else 200).print(rich_table(table))
     else:
         stream.write(plain(table))
+
+
+# -- names ----------------------------------------------------------------------------------------------------------
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``; did you mean 'orders'?`` for the choice closest to a mistyped ``word``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def some(names: Iterable[str], most: int = 12) -> str:
+    """Names for a message, sorted, at most ``most`` of them (``a, b, c and 9 more``); ``none`` when empty."""
+    listed = sorted(set(names))
+    if not listed:
+        return "none"
+    shown = ", ".join(listed[:most])
+    return shown + (f" and {len(listed) - most} more" if len(listed) > most else "")
+
+
+# -- resources ------------------------------------------------------------------------------------------------------
+
+#: ``pkg:module/submodule:Type`` whose submodule repeats the type's name (``aws:s3/bucket:Bucket``).
+_TYPE_TOKEN = re.compile(r"^([^:/]+):([^:/]+)/([^:/]+):([^:/]+)$")
+#: A Pulumi URN: ``urn:pulumi:STACK::PROJECT::[PARENT$]TYPE::NAME``.
+_URN = re.compile(r"urn:pulumi:[^\s:]*::[^\s:]*::(\S+?)::(\S+)")
+
+
+def short_type(token: str) -> str:
+    """A resource type as Pulumi's own display writes it: ``aws:s3/bucket:Bucket`` -> ``aws:s3:Bucket`` (the
+    submodule left out where it only repeats the type's name); other tokens unchanged."""
+    match = _TYPE_TOKEN.match(token)
+    if match and match.group(3).lower() == match.group(4).lower():
+        return f"{match.group(1)}:{match.group(2)}:{match.group(4)}"
+    return token
+
+
+def resource_label(type_token: str, name: str) -> str:
+    """A resource as people read it: its short type and its name (``aws:dynamodb:Table orders-table``)."""
+    return f"{short_type(type_token.split('$')[-1])} {name}"
+
+
+def without_urns(line: str) -> str:
+    """``line`` with every URN in it written as the resource's type and name (a URN runs to 200 characters)."""
+    return _URN.sub(lambda m: resource_label(m.group(1), m.group(2)), line)
 
 
 # -- one output -----------------------------------------------------------------------------------------------------
@@ -165,12 +266,12 @@ def output_at(outputs: Mapping[str, Mapping[str, Any]], path: str, env: str) -> 
                          f"e.g. {_example(outputs)}")
     context, interface = parts[0], parts[1]
     if context not in outputs:
-        raise UsageError(f"output path {path!r}: {env} has no deployed context {context!r} (deployed: "
-                         f"{', '.join(sorted(outputs)) or 'none'})")
+        raise UsageError(f"output path {path!r}: {env} has no deployed context {context!r}"
+                         f"{did_you_mean(context, outputs)} (deployed: {', '.join(sorted(outputs)) or 'none'})")
     interfaces = outputs[context]
     if interface not in interfaces:
-        raise UsageError(f"output path {path!r}: {env}.{context} has no output {interface!r} (it has: "
-                         f"{', '.join(sorted(interfaces)) or 'none'})")
+        raise UsageError(f"output path {path!r}: {env}.{context} has no output {interface!r}"
+                         f"{did_you_mean(interface, interfaces)} (it has: {', '.join(sorted(interfaces)) or 'none'})")
     value = interfaces[interface]
     if len(parts) == 2:
         return value
@@ -179,7 +280,8 @@ def output_at(outputs: Mapping[str, Mapping[str, Any]], path: str, env: str) -> 
                          "read it from the engine")
     if not isinstance(value, Mapping) or parts[2] not in value:
         fields = ", ".join(sorted(value)) if isinstance(value, Mapping) else "none"
-        raise UsageError(f"output path {path!r}: {env}.{context}.{interface} has no field {parts[2]!r} "
+        hint = did_you_mean(parts[2], value) if isinstance(value, Mapping) else ""
+        raise UsageError(f"output path {path!r}: {env}.{context}.{interface} has no field {parts[2]!r}{hint} "
                          f"(fields: {fields})")
     return value[parts[2]]
 

@@ -56,6 +56,7 @@ from .publishing.ssm_outputs import OutputsPublisher, wants_ssm
 from .registry.opening import open_registry
 from .registry.protocol import RegistryBackend
 from .registry.sqlite import Registry
+from .rendering import did_you_mean
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -131,8 +132,9 @@ def _check_fault_targets(library: ContractLibrary, option: str, names: Iterable[
     for name in names:
         context = name.split(".", 1)[1] if "." in name else name
         if name != "*" and context not in library.contexts:
-            raise UsageError(f"{option} {name!r}: no context {context!r} in {library.root} (known: "
-                             f"{', '.join(sorted(library.contexts))})")
+            hint = did_you_mean(context, library.contexts)
+            raise UsageError(f"{option} {name!r}: no context {context!r} in {library.root}"
+                             f"{hint or ' (known: ' + ', '.join(sorted(library.contexts)) + ')'}")
 
 
 @dataclass
@@ -253,6 +255,10 @@ class Workspace:
         chosen = make_engine(engine_name, library, self.state_dir, failures=opts.simulate_failure, delays=delays,
                              announce=self._say, ci=bool(opts.ci), **pulumi_options)
         install_gate(chosen, library, self.state_dir)
+        for part in (chosen, getattr(chosen, "gate", None)):  # worker processes they may start for programs
+            close = getattr(part, "close", None)
+            if callable(close):
+                self._cleanups.append(close)
         self._engine = chosen
         return chosen
 

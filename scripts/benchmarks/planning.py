@@ -9,6 +9,7 @@ validating every rule of the contract language and resolving one environment's g
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import tempfile
@@ -100,7 +101,10 @@ def measure_errors(root: Path) -> float:
 
 def run(quick: bool = False) -> dict[str, Any]:
     repeats = 2 if quick else 5
-    figures: dict[str, Any] = {}
+    # Other work on the machine slows both sizes unevenly: the load says how quiet it was, and the best of the runs
+    # is given beside the median.
+    figures: dict[str, Any] = {"load_average_1min": round(os.getloadavg()[0], 2)}
+    best: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="ode-bench-planning-") as tmp:
         for n in (500, 5000):
             root = Path(tmp) / f"lib{n}"
@@ -108,11 +112,15 @@ def run(quick: bool = False) -> dict[str, Any]:
             measure(root)  # warm: imports, OS file cache
             times = [measure(root) for _ in range(repeats)]
             figures[f"seconds_{n}_contexts"] = round(statistics.median(times), 4)
+            best[n] = min(times)
         for n in (400, 4000):
             root = Path(tmp) / f"errors{n}"
             generate_errors(root, n)
             figures[f"seconds_{n}_errors"] = round(statistics.median([measure_errors(root) for _ in range(3)]), 4)
     figures["ratio_5000_over_500"] = round(figures["seconds_5000_contexts"] / figures["seconds_500_contexts"], 2)
+    figures["best_seconds_5000_contexts"] = round(best[5000], 4)
+    figures["ratio_5000_over_500_best"] = round(best[5000] / best[500], 2)
+    figures["goal_ratio"] = 10.5
     figures["ratio_4000_over_400_errors"] = round(figures["seconds_4000_errors"] / figures["seconds_400_errors"], 2)
     figures["goal_seconds_5000"] = 1.0
     figures["repetitions"] = repeats

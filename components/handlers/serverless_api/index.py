@@ -1,9 +1,10 @@
 """The API's handler. Requests (API Gateway, payload 2.0): POST writes the JSON body as an item, PUT and PATCH write
-it under the path's id, DELETE removes it, each then publishing the events its route emits (``EVENT_EMITS``); GET
-reads one item, or a page of them. Events the context subscribes to arrive as SQS batches: each is recorded in the
-table, and a record that fails is reported alone (``batchItemFailures``), so only it is retried. An event is never
-answered with an HTTP response. Addresses come from the environment the component sets (TABLE_NAME,
-EVENT_BUS_NAME...)."""
+it under the path's id, DELETE removes it, each then publishing the events its route emits (``EVENT_EMITS``), with
+the item as their detail: an item that an event's schema refuses is answered 400, naming the event and the field,
+and nothing is written; GET reads one item, or a page of them. Events the context subscribes to arrive as SQS
+batches: each is recorded in the table, and a record that fails is reported alone (``batchItemFailures``), so only it
+is retried. An event is never answered with an HTTP response. Addresses come from the environment the component
+sets (TABLE_NAME, EVENT_BUS_NAME...)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,16 @@ def _on_events(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"batchItemFailures": failures}
 
 
+def _refused(emitted: list[str], item: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 when the schema of an event the write would publish refuses ``item``: checked before the write, so
+    that nothing is stored that could not be announced."""
+    try:
+        ode_events.check(emitted, item)
+    except ode_events.SchemaError as exc:
+        return _response(400, {"error": str(exc)})
+    return None
+
+
 def _on_request(event: dict[str, Any]) -> dict[str, Any]:
     table = _table()
     method = event.get("requestContext", {}).get("http", {}).get("method", "GET").upper()
@@ -64,10 +75,14 @@ def _on_request(event: dict[str, Any]) -> dict[str, Any]:
         return _response(501, {"error": "this API has no table"})
     key = _key_name(table)
     if method in WRITES:
+        emitted = ode_events.emitted_on(event.get("routeKey", ""))
         if method == "DELETE":
             if not item_id:
                 return _response(400, {"error": "no id in the path"})
             item: dict[str, Any] = {key: item_id}
+            refused = _refused(emitted, item)
+            if refused:
+                return refused
             table.delete_item(Key=item)
             status = 200
         else:
@@ -87,9 +102,12 @@ def _on_request(event: dict[str, Any]) -> dict[str, Any]:
                     item = {**table.get_item(Key={key: item_id}).get("Item", {}), **item}
                 item[key] = item_id
                 status = 200
+            refused = _refused(emitted, item)
+            if refused:
+                return refused
             table.put_item(Item=item)
         # Published after the write: a failure here is an error the caller sees and may retry.
-        ode_events.publish(ode_events.emitted_on(event.get("routeKey", "")), item)
+        ode_events.publish(emitted, item)
         return _response(status, item)
     if not item_id:
         page = table.scan(Limit=100)

@@ -6,7 +6,8 @@
 when a step failed for good (``{"outcome": "failure", "state": ...}``, the error in ``state.error``): it publishes the
 events the context emits on that outcome (``EVENT_EMITS``). Their detail is the business data the execution carries:
 the detail of the event that started it (or its input), without the workflow's own bookkeeping, plus a ``reason`` on
-failure.
+failure. A detail that an event's declared schema refuses is not published: the task fails, naming the event and the
+field (the steps must hand on what the events need).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ the ones that must move. A major version for compatible changes only is reported
 
 from __future__ import annotations
 
-import tarfile
+import posixpath
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import git, sarif
-from ..contracts import ACCESS, ContractErrors, ContractLibrary, line_of, read_library
+from ..contracts import ACCESS, MAX_FILE_BYTES, ContractErrors, ContractLibrary, line_of, read_library
 from ..contracts.versions import Version, VersionRange
 from ..errors import OdeError, UsageError
 
@@ -382,23 +382,52 @@ def _allows(rng: str, version: str) -> bool:
 _PURPOSE = "`ode diff --since` reads the library at a git ref"
 
 
+#: Why a symbolic link of the library could not be read through at a ref, as messages say it.
+_UNREADABLE = {"outside": "outside the repository; only links inside it are followed",
+               "dangling": "which does not exist there", "loop": "which leads round in a loop of links"}
+
+
 def library_at(contracts: Path, ref: str, into: Path) -> ContractLibrary | None:
-    """The contracts library as it was at git ``ref``, unpacked under ``into``; None when it did not exist
-    there. ``UsageError`` when the directory is not in a git work tree or the ref is unknown."""
+    """The contracts library as it was at git ``ref``, written under ``into``; None when it did not exist there.
+    ``UsageError`` when the directory is not in a git work tree or the ref is unknown; :class:`DiffError` (one line)
+    for a file the library cannot be read from at ``ref``: a symbolic link that leads out of the repository,
+    nowhere or round, a file larger than a contract may be.
+
+    Only the library's own files are read (its ``.yaml`` files, ``environments.yaml`` among them), from git's
+    objects: a symbolic link is followed inside the repository as it was at ``ref`` (as git follows it) and what
+    it leads to is read as the file itself, as reading the library in a working tree would."""
     contracts = contracts.resolve()
     if not contracts.is_dir():
         raise UsageError(f"--contracts: {contracts} is not a directory")
     top = git.top(contracts, purpose=_PURPOSE)
     git.check_ref(top, ref, purpose=_PURPOSE)
     relative = contracts.relative_to(top.resolve()).as_posix() or "."
-    pathspec = [] if relative == "." else ["--", relative]
-    if not git.tree_names(top, ref, pathspec, purpose=_PURPOSE).strip():
+    entries = git.tree_entries(top, ref, relative, purpose=_PURPOSE)
+    if not entries:
         return None  # the library did not exist then: everything in it is new
-    archive = into / "library.tar"
-    archive.write_bytes(git.archive(top, ref, pathspec, purpose=_PURPOSE))
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    library, errors = read_library(into / "tree" / relative)
+    # Folders (the teams' code), submodules and other files are not the library's.
+    files = {posixpath.basename(e.path): e for e in entries
+             if e.kind == "blob" and not posixpath.basename(e.path).startswith(".")
+             and e.path.endswith((".yaml", ".yml"))}
+    found = git.resolve_at(top, ref, [e.path for e in files.values()], purpose=_PURPOSE)
+    wanted: dict[str, str] = {}
+    for name, entry in sorted(files.items()):
+        where = found[entry.path]
+        if where.kind in _UNREADABLE:
+            target = git.blobs(top, [entry.oid], purpose=_PURPOSE)[entry.oid].decode(errors="replace")
+            raise DiffError(f"--since {ref}: {entry.path} is a symbolic link to {target}, {_UNREADABLE[where.kind]}")
+        if where.kind != "blob" or where.oid is None:
+            continue  # a link to a folder: not a contract
+        if where.size > MAX_FILE_BYTES:
+            raise DiffError(f"--since {ref}: {entry.path} is {where.size} bytes there, larger than a contract may be "
+                            f"({MAX_FILE_BYTES} bytes)")
+        wanted[name] = where.oid
+    contents = git.blobs(top, sorted(set(wanted.values())), purpose=_PURPOSE)
+    folder = into / "tree"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, oid in wanted.items():
+        (folder / name).write_bytes(contents[oid])
+    library, errors = read_library(folder)
     if library is None:
         reason = next((e.message for e in errors), "no environments.yaml")
         raise DiffError(f"the library at {ref} cannot be read ({relative}/environments.yaml: {reason})")

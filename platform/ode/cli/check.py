@@ -14,11 +14,11 @@ from ..contracts.policies import RULES
 from ..errors import UsageError
 from ..policy.environment import check_environment
 from ..sarif import check_log
-from .core import Common, common_options, split_names
+from .core import Common, check_contexts, common_options, env_option, split_names
 
 
 @click.command()
-@click.option("--env", "env", required=True, help="The environment whose levels and configuration apply.")
+@env_option("The environment whose levels and configuration apply.")
 @click.option("--contexts", "contexts", default=None, help="Only these contexts (comma-separated) and what they need.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text", show_default=True,
               help="Violations as text, JSON, or SARIF 2.1.0 for code scanning.")
@@ -29,9 +29,7 @@ def check(common: Common, env: str, contexts: str | None, fmt: str, output: Path
     """Every policy rule over an environment's stacks; exit 1 when a mandatory rule is broken."""
     library = load_library(common.contracts, env)
     wanted = split_names(contexts)
-    for name in wanted or []:
-        if name not in library.contexts:
-            raise UsageError(f"--contexts: no context {name!r} in {common.contracts}")
+    check_contexts(library, wanted, env=env)
     report = check_environment(library, env, wanted).report
     if fmt == "sarif":
         text = json.dumps(check_log(report, RULES), indent=2)

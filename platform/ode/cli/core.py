@@ -6,8 +6,10 @@ Commands are registered lazily: the root group knows each by name, module and on
 imports a command's module only when that command runs, so ``ode --help`` loads none of the heavy libraries.
 
 Every command takes the common options after its own name: ``--contracts DIR``, ``--state-dir DIR``,
-``--registry URL``, ``--json``. With ``--json`` the result goes to stdout as JSON and messages go to stderr. What a
-command runs with (library, registry, engine, orchestrator) comes from one place, :mod:`ode.workspace`.
+``--registry URL``, ``--json``. With ``--json`` the result goes to stdout as JSON (never more than one
+document) and messages go to stderr. What a command runs with (library, registry, engine, orchestrator) comes
+from one place, :mod:`ode.workspace`. ``--env`` defaults to ``ODE_ENV`` wherever it names the environment a command
+works on. Colour follows ``NO_COLOR`` and ``FORCE_COLOR`` (:mod:`ode.rendering`).
 
 Exit status, for every command (``ode ci`` and ``scripts/ephemeral_env.py`` included): 0 done; 1 a stack failed, a
 check found violations, or the registry cannot be used; 2 a usage or contract mistake (a missing Pulumi CLI on CI
@@ -21,25 +23,27 @@ import functools
 import importlib
 import json
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import click
 
-from ..errors import OdeError, UsageError
+from ..errors import OdeError, ProtectedEnvironmentError, UsageError
+from ..rendering import colour_choice, did_you_mean, some
 from ..status import StackStatus
 from .process_guard import guard_children
 
 if TYPE_CHECKING:
     from ..contracts import ContractLibrary
+    from ..execution.ephemeral import EphemeralEnvironments
     from ..execution.orchestrator import Orchestrator
     from ..execution.results import RunResult
     from ..registry.protocol import RegistryBackend
+    from ..registry.records import EnvironmentRecord
     from ..workspace import Workspace
 
 #: The exit statuses, one table for every command and the CI script.
@@ -70,9 +74,9 @@ COMMANDS: dict[str, Lazy] = {
                        "the accesses a consumer may ask for, and its settings (type, default, limits, description)."),
     "destroy": Lazy("ode.cli.run:destroy", "Destroy stacks of an environment, in reverse order: every stack of "
                     "ENV, or with --contexts the stacks of those contexts AND every stack of ENV that consumes them, "
-                    "directly or not. Asks first on a terminal; elsewhere it needs --yes. A protected environment "
-                    "refuses; so does a base whose stacks environments made on demand reuse (unless "
-                    "--with-ephemeral)."),
+                    "directly or not. Names each stack first, and why it goes; asks on a terminal, elsewhere it "
+                    "needs --yes. A protected environment refuses; so does a base whose stacks environments made on "
+                    "demand reuse (unless --with-ephemeral)."),
     "diff": Lazy("ode.cli.authoring:diff", "Classify every change of every interface since a git ref; exit 1 when "
                  "a breaking change lacks a new major version (the rules: docs/contracts.md, \"Evolving an "
                  "interface\")."),
@@ -104,10 +108,12 @@ COMMANDS: dict[str, Lazy] = {
                    "`overrides` checked per component."),
     "stack": Lazy("ode.cli.workers:stack", "One stack's operation on a worker: what the executors (Dask, "
                   "CodeBuild) run for each stack."),
-    "status": Lazy("ode.cli.run:status", "What is deployed in an environment, from the registry: each stack's "
-                   "status, times and outputs."),
+    "status": Lazy("ode.cli.run:status", "What the registry knows of an environment's stacks, as a table: each "
+                   "stack's status, when it last ran, how long it took, the engine that ran it and the first line "
+                   "of its error (--json adds its outputs; `ode outputs` prints them)."),
     "up": Lazy("ode.cli.run:up", "Deploy an environment: one stack per context, in dependency order, only what "
-               "changed."),
+               "changed. On a terminal it first shows which stacks will deploy and why, and asks (--yes does not "
+               "ask); elsewhere (CI) it goes ahead."),
     "validate": Lazy("ode.cli.library:validate", "Load the contracts library and report every error in it (file, "
                      "line, field); exit 2 if any."),
 }
@@ -158,13 +164,17 @@ class Common:
     registry: str | None = None
     #: Run when the command ends, however it ends (an embedded AWS to stop...).
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    #: Whether a JSON document went to stdout already: a command prints one, even when it fails afterwards.
+    emitted: bool = False
     _workspace: Workspace | None = None
 
     def workspace(self, **engine: Any) -> Workspace:
         """The command's workspace (opened once), from the common options and the engine options ``engine``."""
         from ..workspace import Workspace, WorkspaceOptions  # deferred: what a command opens, it imports
 
-        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in engine.items()}
+        known = set(WorkspaceOptions.__dataclass_fields__)  # the rest (--verbose) is for the command's progress
+        given: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in engine.items()
+                                 if k in known}
         options = WorkspaceOptions(contracts=self.contracts, state_dir=self.state_dir, registry=self.registry,
                                    **given)
         if self._workspace is None:
@@ -177,6 +187,11 @@ class Common:
     def emit(self, data: Any) -> None:
         """Write a command's result as JSON on stdout."""
         click.echo(json.dumps(data, indent=2, default=str))
+        self.emitted = True
+
+    def warn(self, message: str) -> None:
+        """One ``warning:`` line on stderr: something beside the command's work went wrong, and the work stands."""
+        click.secho(f"warning: {message}", fg="yellow", err=True)
 
     def say(self, message: str, err: bool = False) -> None:
         """A message for people: on stderr when stdout carries JSON."""
@@ -229,7 +244,7 @@ def exit_status(exc: BaseException) -> int:
 def _fail(common: Common, exc: OdeError) -> None:
     from ..contracts.diagnostics import ContractErrors  # deferred: only a failing command pays for it
 
-    if common.json:
+    if common.json and not common.emitted:  # one document on stdout: a result already printed stands
         errors = ([e.to_dict() for e in exc.errors] if isinstance(exc, ContractErrors)
                   else [{"message": str(exc)}])
         common.emit({"ok": False, "error": type(exc).__name__, "errors": errors})
@@ -251,9 +266,8 @@ def main() -> None:
     contract mistake; 3 the environment is locked by another run (or this run lost its lock to one); 130
     interrupted (Ctrl-C or SIGTERM).
     """
-    # Colour and live views only where a person watches.
-    if os.environ.get("NO_COLOR"):
-        os.environ.setdefault("TERM", "dumb")
+    # Colour as NO_COLOR and FORCE_COLOR say, for every line click writes (subcommands inherit it); None: a terminal.
+    click.get_current_context().color = colour_choice()
     handle_sigterm()
     log_warnings()
 
@@ -314,6 +328,9 @@ def engine_options(func: F) -> F:
                           "working: be sure it is gone)."),
         click.option("--target", "target", type=click.Choice(["aws", "local"]), default="aws", show_default=True,
                      help="local: deploy with the pulumi engine into an embedded AWS (moto) on 127.0.0.1."),
+        click.option("--verbose", "-v", "verbose", is_flag=True,
+                     help="Progress resource by resource (type and name) and every line the engine says; by "
+                          "default a line per stack event."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -321,10 +338,21 @@ def engine_options(func: F) -> F:
 
 
 def open_orchestrator(common: Common, *, env: str | None = None, quiet: bool = False, lenient: bool = False,
+                      verbose: bool = False, names: Mapping[str, list[str] | None] | None = None,
                       **engine: Any) -> Orchestrator:
-    """The orchestrator a command runs with, from its workspace (``engine``: the engine options)."""
+    """The orchestrator a command runs with, from its workspace (``engine``: the engine options), its progress
+    told to people unless ``quiet`` (resource by resource when ``verbose``). ``names``: option -> the contexts it
+    names, each checked against the library (:func:`check_contexts`) before the engine or the registry opens."""
+    from ..progress import reporter_for  # deferred: rendering progress is for the commands that run stacks
+
     workspace = common.workspace(**engine)
-    orchestrator = workspace.orchestrator(env if env in long_lived(common) else None, lenient=lenient, quiet=quiet)
+    checked = env if env in long_lived(common) else None
+    if names:
+        library = workspace.library(checked, lenient=lenient)
+        for option, given in names.items():
+            check_contexts(library, given, option=option, env=env)
+    orchestrator = workspace.orchestrator(checked, lenient=lenient, quiet=quiet,
+                                          reporter=reporter_for(quiet, verbose=verbose))
     if orchestrator.engine.name == "pulumi":
         guard_children()
     return orchestrator
@@ -348,10 +376,15 @@ def load_lenient(common: Common) -> ContractLibrary:
 
 def long_lived(common: Common) -> set[str]:
     """Names of environments.yaml's environments, read cheaply (to tell an ephemeral ``--env`` apart)."""
+    return environment_names(common.contracts)
+
+
+def environment_names(contracts: Path) -> set[str]:
+    """Names of the environments in ``contracts``/environments.yaml, read cheaply; none when it cannot be read."""
     import yaml_rs  # deferred: see the module's docstring
 
     try:
-        data = yaml_rs.loads((common.contracts / "environments.yaml").read_text())
+        data = yaml_rs.loads((contracts / "environments.yaml").read_text())
         return set(data.get("environments") or {}) if isinstance(data, dict) else set()
     except Exception:  # noqa: BLE001 - load_library reports a broken file properly
         return set()
@@ -373,7 +406,7 @@ def render_result(common: Common, result: RunResult, extra: dict[str, Any] | Non
             colour = _COLOURS.get(s.status)
             click.secho(line + (f"  {s.error}" if s.error and s.status == StackStatus.FAILED else
                                 f"  {s.reason}" if s.reason and s.status in (StackStatus.SKIPPED, StackStatus.ORPHANED)
-                                else ""), fg=colour)
+                                else ""), fg=colour, reset=colour is not None)
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
         sim = " (simulated: nothing was deployed)" if result.simulated else ""
         common.say(f"{result.operation} {result.env}: {counts or 'no stacks'}{sim}", err=True)
@@ -383,26 +416,101 @@ def render_result(common: Common, result: RunResult, extra: dict[str, Any] | Non
         sys.exit(result.exit_code)
 
 
-def env_options(func: F) -> F:
-    """Add ``--env`` (required) and ``--contexts``."""
-    func = click.option("--contexts", "contexts", default=None,
-                        help="Only these contexts (comma-separated) and what they need.")(func)
-    return click.option("--env", "env", required=True, help="The environment.")(func)
+#: ``--contexts`` of the commands that deploy: the contexts named and the producers they need.
+WITH_NEEDS = "Only these contexts (comma-separated) and what they need."
+
+
+def _library_dir(ctx: click.Context) -> Path:
+    return Path(ctx.params.get("contracts") or "contracts")
+
+
+def complete_environments(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``--env``: environments.yaml's names (read cheaply; nothing when it cannot be read)."""
+    return sorted(name for name in environment_names(_library_dir(ctx)) if name.startswith(incomplete))
+
+
+def complete_contexts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``--contexts a,b``: the library's context files, after the names already typed."""
+    done, _, last = incomplete.rpartition(",")
+    try:
+        names = sorted(p.stem for p in _library_dir(ctx).glob("*.yaml") if p.stem != "environments")
+    except OSError:
+        return []
+    typed = set(done.split(",")) if done else set()
+    return [f"{done + ',' if done else ''}{n}" for n in names if n.startswith(last) and n not in typed]
+
+
+def env_option(text: str = "The environment.") -> Callable[[F], F]:
+    """``--env``, required, defaulting to ``ODE_ENV`` (click names both when neither is given)."""
+    return click.option("--env", "env", required=True, envvar="ODE_ENV", show_envvar=True, help=text,
+                        shell_complete=complete_environments)
+
+
+def env_options(func: F | None = None, *, contexts_help: str = WITH_NEEDS) -> Any:
+    """Add ``--env`` (required, or ``ODE_ENV``) and ``--contexts`` (``contexts_help`` says what it selects)."""
+
+    def decorate(f: F) -> F:
+        f = click.option("--contexts", "contexts", default=None, help=contexts_help,
+                         shell_complete=complete_contexts)(f)
+        return env_option()(f)
+
+    return decorate(func) if func is not None else decorate
+
+
+def check_contexts(library: ContractLibrary, names: list[str] | None, *, option: str = "--contexts",
+                   env: str | None = None, present: Iterable[str] | None = None) -> None:
+    """Each of ``names`` must be a context of the library (a :class:`UsageError` naming the closest one
+    otherwise), and, when ``present`` is given, one of those (``not deployed in ENV``, with what is); without
+    ``present``, a long-lived ``env`` whose contracts leave a context out says so. A name in ``present`` is fine
+    even when the library lost it (an orphaned stack may be destroyed)."""
+    there = set(present) if present is not None else None
+    for name in names or []:
+        if there is not None and name in there:
+            continue
+        if name not in library.contexts:
+            known = set(library.contexts) | (there or set())
+            hint = did_you_mean(name, known) or f" (it has: {some(known)})"
+            raise UsageError(f"{option}: no context {name!r} in the library{hint}")
+        if there is not None:
+            raise UsageError(f"{option}: context {name!r} is not deployed in {env} (deployed: {some(there)})")
+        if env is not None and env in library.environments.environments and \
+                not library.contexts[name].deployed_in(env):
+            listed = library.contexts[name].environments or []
+            raise UsageError(f"{option}: context {name!r} is not part of environment {env}: its contract lists "
+                             f"only {', '.join(listed) or 'no environment'}")
 
 
 def interactive() -> bool:
-    """Whether a person can answer a question: stdin is a terminal."""
+    """Whether a person can answer a question: stdin is a terminal, and so is stderr, where the question is asked
+    (``ode up 2>log`` must not wait on a question nobody sees)."""
     try:
-        return sys.stdin.isatty()
+        return sys.stdin.isatty() and sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
 
 
-def confirm_or_abort(common: Common, question: str, *, required: bool) -> None:
-    """Ask ``question`` on a terminal; without one, go on unless ``required`` (then ``--yes`` is needed)."""
+def made_on_demand(envs: EphemeralEnvironments, name: str) -> EnvironmentRecord:
+    """The record of the environment made on demand ``name``; when there is none, the error names the closest one
+    the registry holds."""
+    try:
+        return envs.get(name)
+    except ProtectedEnvironmentError:
+        raise
+    except UsageError as exc:
+        known = [r.name for r in envs.registry.environments() if r.ephemeral]
+        hint = did_you_mean(name, known)
+        if not hint:
+            raise
+        raise UsageError(f"no environment made on demand is named {name!r}{hint} (see `ode env list`)") from exc
+
+
+def confirm_or_abort(common: Common, question: str, *, required: bool, declined: str = "nothing was destroyed",
+                     ) -> None:
+    """Ask ``question`` on a terminal; without one, go on unless ``required`` (then ``--yes`` is needed). A
+    declined question is an :class:`OdeError` (exit 1) saying ``declined``."""
     if interactive():
         if not click.confirm(question, default=False, err=True):
-            raise OdeError("declined: nothing was destroyed")
+            raise OdeError(f"declined: {declined}")
     elif required:
         raise UsageError("destroying needs confirmation: pass --yes (no terminal to ask on)")
 

@@ -13,7 +13,28 @@ from ..execution.drift import DriftReport, check_drift, heal, refresh
 from ..execution.orchestrator import Orchestrator
 from ..rendering import diff_lines
 from ..status import DriftStatus, HealStatus, StackStatus
-from .core import Common, common_options, engine_options, env_options, open_orchestrator, render_result, split_names
+from .core import (
+    Common,
+    check_contexts,
+    common_options,
+    engine_options,
+    env_options,
+    open_orchestrator,
+    render_result,
+    split_names,
+)
+
+#: ``--contexts`` of refresh and drift: exactly these deployed contexts.
+DEPLOYED_ONES = "Only these deployed contexts (comma-separated)."
+
+
+def _names(orchestrator: Orchestrator, env: str, contexts: str | None) -> list[str] | None:
+    """``--contexts`` as names, each a context of the library deployed in ``env`` (else one line saying which)."""
+    names = split_names(contexts)
+    if names:
+        recorded = [s.context for s in orchestrator.registry.stacks(env)]
+        check_contexts(orchestrator.library, names, env=env, present=recorded if recorded else None)
+    return names
 
 
 def _simulate_drift_option(func: Any) -> Any:
@@ -36,8 +57,7 @@ def _inject(common: Common, orchestrator: Orchestrator, env: str, items: tuple[s
         if context.startswith(f"{env}.") and context not in orchestrator.library.contexts:
             context = context[len(env) + 1:]  # ENV.CONTEXT, as --simulate-failure takes it
         if context not in orchestrator.library.contexts:
-            raise UsageError(f"--simulate-drift {item!r}: no context {context!r} in {orchestrator.library.root} "
-                             f"(known: {', '.join(sorted(orchestrator.library.contexts))})")
+            check_contexts(orchestrator.library, [context], option=f"--simulate-drift {item!r}")
         name, path = inject(f"{env}.{context}", resource.strip() or None)
         common.say(f"simulated drift: {env}.{context} {name}: {path} changed", err=True)
 
@@ -49,7 +69,8 @@ def _render(common: Common, report: DriftReport) -> None:
         for s in report.stacks:
             colour = {DriftStatus.DRIFTED: "yellow", DriftStatus.UNCHECKED: "red"}.get(s.status)
             heal_note = f"  -> {s.heal}" + (f": {s.heal_error}" if s.heal_error else "") if s.heal else ""
-            click.secho(f"{s.stack:<32} {s.status:<10}{'  ' + s.error if s.error else ''}{heal_note}", fg=colour)
+            click.secho(f"{s.stack:<32} {s.status:<10}{'  ' + s.error if s.error else ''}{heal_note}", fg=colour,
+                        reset=colour is not None)
             for line in diff_lines(s.resources):
                 click.echo(line)
         if report.healed is not None:
@@ -69,7 +90,7 @@ def _render(common: Common, report: DriftReport) -> None:
 
 
 @click.command("refresh")
-@env_options
+@env_options(contexts_help=DEPLOYED_ONES)
 @_simulate_drift_option
 @engine_options
 @common_options
@@ -78,12 +99,13 @@ def refresh_command(common: Common, env: str, contexts: str | None, simulate_dri
     """Refresh every deployed stack's state from the cloud, in parallel (the next `up` puts the program's values
     back)."""
     orchestrator = open_orchestrator(common, env=env, **engine)
+    names = _names(orchestrator, env, contexts)
     _inject(common, orchestrator, env, simulate_drift)
-    render_result(common, refresh(orchestrator, env, split_names(contexts), force_unlock=engine["force_unlock"]))
+    render_result(common, refresh(orchestrator, env, names, force_unlock=engine["force_unlock"]))
 
 
 @click.command("drift")
-@env_options
+@env_options(contexts_help=DEPLOYED_ONES)
 @click.option("--heal", "do_heal", is_flag=True,
               help="Redeploy the drifted stacks in dependency order (their consumers only if outputs change).")
 @_simulate_drift_option
@@ -96,8 +118,8 @@ def drift_command(common: Common, env: str, contexts: str | None, do_heal: bool,
     if not do_heal:
         common.workspace(**engine).existing_registry()  # a check reads: it never makes a registry
     orchestrator = open_orchestrator(common, env=env, quiet=not do_heal, **engine)
+    names = _names(orchestrator, env, contexts)
     _inject(common, orchestrator, env, simulate_drift)
-    names = split_names(contexts)
     force = engine["force_unlock"]
     report = heal(orchestrator, env, names, force_unlock=force) if do_heal else check_drift(
         orchestrator, env, names, force_unlock=force)

@@ -18,15 +18,17 @@ from .core import (
     common_options,
     confirm_or_abort,
     engine_options,
+    made_on_demand,
     open_orchestrator,
     render_result,
     split_names,
 )
 
 
-def _envs(common: Common, lenient: bool = False, **engine: Any) -> EphemeralEnvironments:
-    """The ephemeral-environment service of the command's workspace."""
-    orchestrator = open_orchestrator(common, lenient=lenient, **engine)
+def _envs(common: Common, lenient: bool = False, names: dict[str, list[str] | None] | None = None,
+          **engine: Any) -> EphemeralEnvironments:
+    """The ephemeral-environment service of the command's workspace (``names``: see ``open_orchestrator``)."""
+    orchestrator = open_orchestrator(common, lenient=lenient, names=names, **engine)
     return EphemeralEnvironments(orchestrator.library, orchestrator.registry, orchestrator)
 
 
@@ -54,11 +56,12 @@ def env_create(common: Common, name: str, base: str | None, contexts: str | None
 
     On an environment that exists, the contexts asked for are added to its own, and its expiry becomes the later
     of the one it has (which `env extend` may have moved) and now + TTL: a create never shortens it."""
-    envs = _envs(common, **engine)
-    record, result = envs.create(name, base=base, contexts=split_names(contexts), ttl=ttl,
-                                 reuse=split_names(reuse, "--reuse", allow_empty=True), owner=owner)
+    names, reused = split_names(contexts), split_names(reuse, "--reuse", allow_empty=True)
+    envs = _envs(common, names={"--contexts": names, "--reuse": reused}, **engine)
+    record, result = envs.create(name, base=base, contexts=names, ttl=ttl, reuse=reused, owner=owner)
     if not common.json:
-        common.say(f"{record.name}: from {record.base}, owner {record.owner}, expires {record.expires_at}")
+        common.say(f"{record.name}: from {record.base}, owner {record.owner}, "
+                   f"{rendering.expiry(record.expires_at, utcnow())}")
     render_result(common, result, extra={"environment": record_dict(record)})
 
 
@@ -89,7 +92,7 @@ def env_destroy(common: Common, name: str, yes: bool, **engine: Any) -> None:
     reuses, never a long-lived environment). Asks first on a terminal unless --yes; elsewhere (CI) it goes ahead,
     as environments made on demand are meant to be thrown away."""
     envs = _envs(common, **engine)
-    record = envs.get(name)
+    record = made_on_demand(envs, name)
     if record.status == EnvironmentStatus.DESTROYED and not envs.registry.stacks(name):
         common.say(f"{name} was destroyed already", err=True)
     elif not yes:
@@ -106,11 +109,12 @@ def env_destroy(common: Common, name: str, yes: bool, **engine: Any) -> None:
 def env_extend(common: Common, name: str, ttl: str) -> None:
     """Move the expiry of the environment NAME to now + TTL (earlier or later), under its lock."""
     envs = common.workspace().records()
+    made_on_demand(envs, name)
     record = envs.extend(name, ttl)
     if common.json:
         common.emit(record_dict(record))
     else:
-        common.say(f"{record.name} now expires {record.expires_at}")
+        common.say(f"{record.name} now {rendering.expiry(record.expires_at, utcnow())}")
 
 
 @click.command()
@@ -121,8 +125,9 @@ def gc(common: Common, **engine: Any) -> None:
     it only destroys what outlived its TTL, and runs from schedulers. An environment another run holds is left
     for the next pass; one broken contract does not stop it."""
     report = _envs(common, lenient=True, **engine).gc()
+    now = utcnow()
     for rec, _ in report.destroyed:
-        common.say(f"destroyed {rec.name} (expired {rec.expires_at})")
+        common.say(f"destroyed {rec.name} ({rendering.expiry(rec.expires_at, now)})")
     for rec, why in report.busy:
         common.say(f"left {rec.name} for the next pass: {why}", err=True)
     for rec, error in report.failed:

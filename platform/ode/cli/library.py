@@ -6,11 +6,12 @@ import click
 
 from ..contracts import json_schema, load_library
 from ..graph import EnvGraph
-from .core import Common, common_options, split_names
+from .core import Common, check_contexts, common_options, env_option, split_names
 
 
 @click.command()
-@click.option("--env", "env", default=None, help="Check only what this environment deploys.")
+@click.option("--env", "env", default=None,
+              help="Check only what this environment deploys (never ODE_ENV: a check is whole unless narrowed here).")
 @common_options
 def validate(common: Common, env: str | None) -> None:
     """Load the contracts library and report every error in it (file, line, field); exit 2 if any."""
@@ -25,16 +26,19 @@ def validate(common: Common, env: str | None) -> None:
 
 
 @click.command()
-@click.option("--env", "env", required=True, help="The environment to draw.")
+@env_option("The environment to draw.")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid",
               show_default=True, help="Mermaid or Graphviz picture (events dashed), or JSON.")
 @click.option("--contexts", "contexts", default=None, help="Only these contexts (comma-separated) and their needs.")
 @common_options
 def graph(common: Common, env: str, fmt: str, contexts: str | None) -> None:
     """Print the dependency graph of one environment."""
-    g = EnvGraph.resolve(load_library(common.contracts, env), env)
+    library = load_library(common.contracts, env)
+    g = EnvGraph.resolve(library, env)
     if contexts:
-        g = g.subgraph_for(split_names(contexts) or [])
+        names = split_names(contexts) or []
+        check_contexts(library, names, env=env)
+        g = g.subgraph_for(names)
     if common.json or fmt == "json":
         click.echo(g.to_json())
     elif fmt == "dot":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ class ContractLibrary:
     broken: set[str] = field(default_factory=set)
     _links: dict[str, tuple[Link, ...]] = field(default_factory=dict, repr=False, compare=False)
     _labels: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _buses: dict[str, tuple[str, str] | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def project(self) -> str:
@@ -42,7 +44,10 @@ class ContractLibrary:
             return self.environments.environments[env]
         except KeyError:
             known = ", ".join(self.environments.environments)
-            raise UnknownEnvironmentError(f"unknown environment {env!r} (environments.yaml has: {known})") from None
+            close = difflib.get_close_matches(str(env), list(self.environments.environments), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownEnvironmentError(f"unknown environment {env!r}{hint} (environments.yaml has: {known})"
+                                          ) from None
 
     def interface(self, context: str, name: str) -> _InterfaceBase | None:
         ctx = self.contexts.get(context)
@@ -51,6 +56,12 @@ class ContractLibrary:
     def bus_of(self, context: str) -> tuple[str, str] | None:
         """The event bus ``context`` publishes on, as (context, interface): one it provides, else one it
         consumes with ``publish``."""
+        # Asked once per subscription to the context's events: found once.
+        if context not in self._buses:
+            self._buses[context] = self._find_bus(context)
+        return self._buses[context]
+
+    def _find_bus(self, context: str) -> tuple[str, str] | None:
         ctx = self.contexts[context]
         for name, iface in ctx.provides.items():
             if iface.kind == "event-bus":

@@ -8,6 +8,7 @@ of a mistake is :mod:`ode.contracts.loading`'s job; the rules that span files ar
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -275,11 +276,14 @@ class Context(_Input):
     @property
     def dropped(self) -> frozenset[str]:
         """Interfaces the file declares that were dropped for errors of their own."""
-        return self._dropped
+        # Read from pydantic's store of private attributes directly: the attribute hook is the slow path, and
+        # the rules ask for this once per consumed interface.
+        return (self.__pydantic_private__ or {}).get("_dropped") or frozenset()
 
     def numbered_consumes(self) -> list[tuple[int, Consumes]]:
         """The ``consumes`` entries with their index in the file (exact even when some were dropped)."""
-        return list(zip(self._positions or range(len(self.consumes)), self.consumes, strict=False))
+        positions = (self.__pydantic_private__ or {}).get("_positions")
+        return list(zip(positions or range(len(self.consumes)), self.consumes, strict=False))
 
     def deployed_in(self, env: str) -> bool:
         """Whether this context is deployed to ``env`` (contexts without `environments` are everywhere)."""
@@ -294,12 +298,15 @@ def settings_context(ctx: Context, path: Path | None) -> dict[str, Any]:
     """What a component's settings are checked against beside themselves: the contract's directory (code
     directories must exist), whether the context provides a FIFO queue (Lambda takes at most 10 from one), and what
     ``emits`` may name: the events it provides, its APIs' routes, the interfaces it consumes."""
-    return {"contract_dir": path.parent if path else None,
-            "fifo_queue": any(getattr(i, "fifo", False) for i in ctx.provides.values()),
-            "events": [name for name, i in ctx.provides.items() if i.kind == "event"],
-            "routes": [r for i in ctx.provides.values() if isinstance(i, HttpApiInterface)
-                       for r in (i.routes or [DEFAULT_ROUTE])],
-            "consumed": [c.interface for c in ctx.consumes]}
+    found: dict[str, Any] = {"contract_dir": path.parent if path else None,
+                             "fifo_queue": any(i.kind == "queue" and i.fifo for i in ctx.provides.values())}
+    # What ``emits`` may name is gathered only for settings that have it (a library of thousands has few).
+    if "emits" in ctx.settings or any("emits" in o for o in ctx.overrides.values() if isinstance(o, dict)):
+        found.update(events=[name for name, i in ctx.provides.items() if i.kind == "event"],
+                     routes=[r for i in ctx.provides.values() if isinstance(i, HttpApiInterface)
+                             for r in (i.routes or [DEFAULT_ROUTE])],
+                     consumed=[c.interface for c in ctx.consumes])
+    return found
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -427,7 +434,13 @@ class EnvironmentsFile(_Input):
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or nothing when none is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return _closest(str(word), tuple(choices))
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest(word: str, choices: tuple[str, ...]) -> str:
+    # A file that repeats one mistake (a misspelt field in every entry) asks the same question many times.
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -8,7 +8,7 @@ themselves (``ode.policy``) read them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator, model_validator
@@ -203,9 +203,15 @@ class Waiver(BaseModel):
 
     rule: str = Field(description="The rule waived: " + ", ".join(RULE_IDS))
     reason: str = Field(min_length=1, description="Why the rule does not apply here (required).")
-    expires: date = Field(description="Last day the waiver holds (YYYY-MM-DD); after it the rule applies again.")
+    expires: date = Field(description="Last day the waiver holds (YYYY-MM-DD); after it the rule applies again. "
+                                      "At most three years ahead.")
 
     _rule = field_validator("rule")(_known_rule)
+
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, value: date) -> date:
+        return within_horizon(value)
 
     @field_validator("reason")
     @classmethod
@@ -250,3 +256,37 @@ def _check_option(rule: str, key: str, given: Any) -> None:
         kind = {bool: "true or false", int: "a whole number of 0 or more", list: "a list of strings"}.get(
             type(default), type(default).__name__)
         raise ValueError(f"{rule}.{key}: {given!r} is not {kind}")
+    _check_bounds(rule, key, given)
+
+
+#: The furthest ahead a waiver may expire, in days after today (UTC): three years. A waiver is an exception to look
+#: at again; yearly compliance reviews see it at least twice in that time, and a date further ahead (9999-12-31)
+#: is a permanent exemption in disguise: disable the rule in the environment instead, where everyone sees it.
+WAIVER_HORIZON_DAYS = 3 * 365 + 1
+
+
+def within_horizon(value: date, today: date | None = None) -> date:
+    """``value`` when it is at most :data:`WAIVER_HORIZON_DAYS` after ``today`` (UTC by default); else a
+    ``ValueError`` saying the latest date allowed."""
+    latest = (today or datetime.now(UTC).date()) + timedelta(days=WAIVER_HORIZON_DAYS)
+    if value > latest:
+        raise ValueError(f"{value.isoformat()} is more than three years ahead (the latest a waiver may run to is "
+                         f"{latest.isoformat()}): renew it when it expires, or disable the rule in the environment")
+    return value
+
+
+#: The range of each whole-number option of a rule, and why; other whole-number options take 0 to 1,000,000.
+OPTION_BOUNDS: dict[tuple[str, str], tuple[int, int, str]] = {
+    ("log-retention", "minimum_days"): (1, 3653, "the days CloudWatch can keep logs (3653 is ten years)"),
+}
+_DEFAULT_BOUNDS = (0, 1_000_000, "a sensible count")
+
+
+def _check_bounds(rule: str, key: str, given: Any) -> None:
+    """A whole-number option must lie in its range (:data:`OPTION_BOUNDS`): a number no rule can reach is a typo."""
+    if not isinstance(given, int) or isinstance(given, bool):
+        return
+    least, most, what = OPTION_BOUNDS.get((rule, key), _DEFAULT_BOUNDS)
+    if not least <= given <= most:
+        shown = str(given) if len(str(given)) <= 12 else f"{str(given)[:6]}... ({len(str(given))} digits)"
+        raise ValueError(f"{rule}.{key}: {shown} is outside {least} to {most}, {what}")

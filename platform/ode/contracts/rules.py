@@ -8,12 +8,12 @@ pydantic models (:mod:`ode.contracts.model`) as each file is read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from components._code import CODE_FIELDS, CodeDirectoryError, check_directory
 from components.constraints import library_errors  # AWS refusals beyond one settings model
 from components.kinds import KINDS
 
@@ -72,6 +72,9 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
     errors: list[ContractError] = []
     envs = library.environments.environments
     env_names = [env] if env else list(envs)
+    walked: dict[Path, str | None] = {}  # each code directory is walked once, whoever names it
+    validated: dict[tuple[str, str], Any] = {}  # the settings models, made once for every rule that reads them
+    needs: dict[str, set[str]] = {}  # consumer -> the producers it needs deployed first
     for name, ctx in library.contexts.items():
         label = library.label(name)
         path = library.files.get(name)
@@ -94,9 +97,14 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
             if env_name not in envs or (env and env_name != env):
                 continue
             try:
-                kind.settings.model_validate(ctx.settings_for(env_name), context=settings_context(ctx, path))
+                settings = kind.settings.model_validate(ctx.settings_for(env_name),
+                                                        context=settings_context(ctx, path))
             except ValidationError as exc:
                 for loc, msg in settings_errors(exc, ctx.component, ctx.overrides.get(env_name, {}), env_name):
+                    err("component-settings", loc, msg)
+            else:
+                validated[name, env_name] = settings
+                for loc, msg in _code_errors(ctx, env_name, settings, path, walked):
                     err("component-settings", loc, msg)
         for iface_name, iface in ctx.provides.items():
             if iface.kind not in kind.provides:
@@ -147,6 +155,9 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
                     if env_name in envs and ctx.deployed_in(env_name) and not producer.deployed_in(env_name):
                         err("producer-deployed", ("consumes", i, "context"),
                             f"{name} is deployed in {env_name} but its producer {entry.context} is not")
+        # Resolved now, while its producers are at hand: the deploy cycles below and the graph read them again.
+        needs[name] = {link.producer for link in library.links(name)
+                       if link.deploy and link.producer in library.contexts and link.producer != name}
         events = [n for n, i in ctx.provides.items() if i.kind == "event"]
         if not publishes and events:
             err("events-publishable", ("provides",), f"provides events ({', '.join(events)}) but cannot publish "
@@ -160,11 +171,14 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
                     f"context {reused!r} does not exist{did_you_mean(reused, library.contexts)}", "reused-context"))
     # AWS's refusals that one settings model cannot show: files (a Dockerfile's EXPOSE), other contexts (the
     # network an attached context needs), names made from the project, account quotas.
-    for owner, loc, message in library_errors(library, env_names):
+    def owner_err(rule: str, owner: str | None, loc: tuple[str | int, ...], message: str) -> None:
         where = library.files.get(owner) if owner is not None else library.root / ENVIRONMENTS_FILE
         errors.append(ContractError(library.label(owner) if owner is not None else ENVIRONMENTS_FILE,
-                                    line_of(where, loc) if where else None, field_path(loc), message, "aws-refusal"))
-    for cycle in deploy_cycles(deploy_needs(library)):
+                                    line_of(where, loc) if where else None, field_path(loc), message, rule))
+
+    for owner, loc, message in library_errors(library, env_names, validated):
+        owner_err("aws-refusal", owner, loc, message)
+    for cycle in deploy_cycles(needs):
         consumer, needed = cycle[0], cycle[1]
         index = next(i for i, c in library.contexts[consumer].numbered_consumes() if c.context == needed)
         cycle_loc: tuple[str | int, ...] = ("consumes", index, "context")
@@ -175,8 +189,26 @@ def check_library(library: LibraryView, env: str | None = None) -> list[Contract
     return errors
 
 
-def deploy_needs(library: LibraryView) -> Mapping[str, set[str]]:
-    """consumer -> the producers it needs deployed first, for every deploy edge between existing contexts."""
-    return {name: {link.producer for link in library.links(name)
-                   if link.deploy and link.producer in library.contexts and link.producer != name}
-            for name in library.contexts}
+def _code_errors(ctx: Context, env: str, settings: Any, path: Path | None, walked: dict[Path, str | None],
+                 ) -> list[tuple[tuple[str | int, ...], str]]:
+    """What the code directories of valid settings hold that may not be deployed: a link leading out of the
+    directory or nowhere, a file that cannot be read (each directory walked once per check)."""
+    if path is None:
+        return []
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for name in CODE_FIELDS:
+        value = settings.__dict__.get(name)  # not getattr: most kinds have no such field, and pydantic raises then
+        if not value:
+            continue
+        folder = (path.parent / value).resolve()
+        if folder not in walked:
+            try:
+                check_directory(folder)
+                walked[folder] = None
+            except CodeDirectoryError as exc:
+                walked[folder] = exc.named(value)
+        problem = walked[folder]
+        if problem:
+            where = ("overrides", env, name) if name in ctx.overrides.get(env, {}) else ("settings", name)
+            found.append((where, problem))
+    return found

@@ -12,8 +12,9 @@ Its state of a stack (``<state dir>/simulated/<env>.<context>.json``) is what Pu
 and resources of the last ``up`` (secret values masked), plus the drift injected since, which stands for the cloud
 differing from that state: ``refresh(preview_only=True)`` reports it, ``refresh`` adopts it, ``up`` undoes it.
 
-Program runs are serialized (pulumi's mock runtime is not thread-safe); an injected delay is slept outside that
-lock, so the orchestrator's scheduling around the engine is measured as it would be with real stacks.
+Pulumi's mock runtime is global to a process: programs run one at a time in it, or, once a run asks for several at
+the same time, in worker processes (:class:`ProgramRunner`; ``close()`` stops them). An injected delay is slept
+outside either, so the orchestrator's scheduling around the engine is measured as it would be with real stacks.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +37,18 @@ from ..errors import UsageError
 from ..masking import SECRET_MASK
 from ..program import StackSpec, build
 from ..state_dir import make_state_dir
+from ._pool import (
+    PARALLEL_FROM,
+    WORKERS_VARIABLE,
+    ProgramRun,
+    ProgramRunner,
+    active_runner,
+    program_workers,
+    run_program,
+)
 from .protocol import (
     ConcurrentUpdateError,
     EngineError,
-    ProgramError,
     ProgressCallback,
     PropertyChange,
     ResourceChange,
@@ -50,8 +59,8 @@ from .protocol import (
 if TYPE_CHECKING:
     from ._mocks import Recording
 
-__all__ = ["DRIFT_TAG", "ProgramRun", "SimulatedEngine", "property_diff", "record", "run_simulated",
-           "synthesize_outputs"]
+__all__ = ["DRIFT_TAG", "PARALLEL_FROM", "WORKERS_VARIABLE", "ProgramRun", "ProgramRunner", "SimulatedEngine",
+           "active_runner", "program_workers", "property_diff", "record", "run_simulated", "synthesize_outputs"]
 
 #: ResourceChange fields that describe one operation, not the resource: never kept in the state.
 _NOT_STORED = ("op", "checked_inputs", "diff", "urn", "outputs")
@@ -148,6 +157,8 @@ class SimulatedEngine:
             if not isinstance(count, int) or count < 0:
                 raise UsageError(f"transient failures of {name!r}: {count!r} is not a count, zero or more")
         self.run_programs = run_programs
+        #: Where programs run: here, or in worker processes once a run asks for several at the same time.
+        self.runner = ProgramRunner(library)
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}
         #: Called as ``gate(spec, resources)`` before a preview or an up counts; raises to fail the stack
@@ -227,7 +238,7 @@ class SimulatedEngine:
         self._inject(spec, operation)
         self._delay(spec)
         if self.run_programs:
-            run = run_simulated(spec, self.library, preview=operation == "preview")
+            run = run_simulated(spec, self.library, preview=operation == "preview", runner=self.runner)
             outputs, secrets, resources = run.outputs, run.secret_outputs, run.resources
         else:
             outputs, secrets, resources = synthesize_outputs(self.library, spec), frozenset(), []
@@ -249,6 +260,10 @@ class SimulatedEngine:
 
     def preview(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         return self._run(spec, "preview", progress)
+
+    def close(self) -> None:
+        """Stop the worker processes this engine started for its programs, if any."""
+        self.runner.close()
 
     def up(self, spec: StackSpec, progress: ProgressCallback | None = None) -> StackResult:
         result = self._run(spec, "up", progress)
@@ -354,7 +369,7 @@ class SimulatedEngine:
         outputs: dict[str, Any] = state["outputs"]
         if state["secret_outputs"]:
             if self.run_programs:
-                    outputs = dict(run_simulated(spec, self.library, preview=False).outputs)
+                outputs = dict(run_simulated(spec, self.library, runner=self.runner).outputs)
             else:
                 outputs = synthesize_outputs(self.library, spec)
         return outputs
@@ -435,40 +450,22 @@ def _canon(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-@dataclass
-class ProgramRun:
-    """What the program of one stack made under mocks."""
-
-    outputs: dict[str, Any] = field(default_factory=dict)
-    secret_outputs: frozenset[str] = frozenset()
-    resources: list[ResourceChange] = field(default_factory=list)
-
-
-def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = False) -> ProgramRun:
-    """Run the stack's program in-process under pulumi's mocks: deterministic ids and ARNs, nothing created.
+def run_simulated(spec: StackSpec, library: ContractLibrary, preview: bool = False,
+                  runner: ProgramRunner | None = None) -> ProgramRun:
+    """Run the stack's program under pulumi's mocks: deterministic ids and ARNs, nothing created. It runs in the
+    :class:`ProgramRunner` open for ``library`` (``with``), else in ``runner``, else in this process; the result is
+    the same wherever it ran.
 
     ``preview`` is accepted for symmetry; the mocks always compute values, so that a plan can hand a previewed
     producer's outputs to its consumers' previews.
     """
-    from ._mocks import record  # deferred: pulumi's mock runtime costs seconds, and a no-op `up` runs no program
-
-    place = library.environment(spec.settings_env)
-    try:
-        recording = record(build(spec, library), project=library.project, stack=spec.stack_name,
-                           account=place.account, region=place.region)
-    except Exception as exc:  # noqa: BLE001 - whatever the program raised, named with its stack
-        raise ProgramError(spec.stack_name, f"program failed: {type(exc).__name__}: {exc}") from exc
-    resources = [ResourceChange(type=r.type, name=r.name, parent=r.parent, inputs=r.inputs,
-                                dependencies=list(r.dependencies), checked_inputs=r.checked_inputs,
-                                outputs=r.outputs)
-                 for r in recording.resources]
-    return ProgramRun(outputs=recording.outputs, secret_outputs=frozenset(recording.secret_outputs),
-                      resources=resources)
+    del preview
+    return run_program(spec, library, runner)
 
 
 def record(program: Callable[[], None], **options: Any) -> Recording:
     """Run a Pulumi program under ode's mocks and return what it registered and exported (``options``: project,
     stack, account, region, preview, config, secret_keys; see :func:`ode.engines._mocks.record`)."""
-    from ._mocks import record as recorder  # deferred: see run_simulated
+    from ._mocks import record as recorder  # deferred: pulumi's mock runtime costs seconds
 
     return recorder(program, **options)

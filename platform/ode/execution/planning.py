@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components._code import code_directories, directory_digest
+from components._code import CodeDirectoryError, code_directories, directory_digest
 
 from ..component_code import code_digests
 from ..contracts import ContractLibrary
@@ -56,7 +56,10 @@ def service_code_digest(library: ContractLibrary, context: str, env: str) -> str
     directory): a changed file there redeploys that stack. Empty when the context runs no code of its own."""
     path = library.files.get(context) or library.root / f"{context}.yaml"
     folders = code_directories(library.contexts[context].settings_for(env), path.resolve().parent)
-    return digest({name: directory_digest(folder) for name, folder in sorted(folders.items())}) if folders else ""
+    try:
+        return digest({name: directory_digest(folder) for name, folder in sorted(folders.items())}) if folders else ""
+    except CodeDirectoryError as exc:  # changed since the library was checked: said as `ode validate` says it
+        raise OdeError(f"{library.label(context)}: settings: {exc}") from None
 
 
 def why(rec: StackRecord | None, parts: dict[str, str]) -> str:

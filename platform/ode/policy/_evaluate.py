@@ -110,6 +110,10 @@ class Policies:
                            **({"account_concurrency": quotas.lambda_concurrency} if quotas is not None else {})})
             for rule, (level, cfg) in self.settings.items()}
 
+    def disabled(self) -> list[str]:
+        """The ids of the rules this environment disables, in the rules' order."""
+        return [rule for rule, (level, _) in self.settings.items() if level == "disabled"]
+
     def _setting(self, info: RuleInfo) -> tuple[Level, dict[str, Any]]:
         given = self.place.policies.get(info.id)
         if given is None:
@@ -249,6 +253,8 @@ class Report:
     violations: list[Violation] = field(default_factory=list)
     #: Stacks that could not be checked (their program failed), with why.
     errors: dict[str, str] = field(default_factory=dict)
+    #: The rules the environment disables: no finding of theirs is reported, and the summary says so.
+    disabled: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -259,6 +265,8 @@ class Report:
         data: dict[str, Any] = {"env": self.env, "ok": self.ok, "violations": [v.to_dict() for v in self.violations]}
         if self.errors:
             data["errors"] = dict(self.errors)
+        if self.disabled:
+            data["disabled"] = list(self.disabled)
         return data
 
     def to_text(self) -> str:
@@ -272,7 +280,8 @@ class Report:
         blocking = sum(1 for v in self.violations if v.blocking)
         lines.append(f"check {self.env}: {'ok' if self.ok else 'failed'}: {blocking} mandatory, "
                      f"{sum(1 for v in self.violations if v.level == 'advisory' and not v.waived)} advisory, "
-                     f"{sum(1 for v in self.violations if v.waived)} waived")
+                     f"{sum(1 for v in self.violations if v.waived)} waived"
+                     f"{'; disabled: ' + ', '.join(self.disabled) if self.disabled else ''}")
         return "\n".join(lines)
 
     def to_sarif(self, tool_version: str = "0.1.0") -> dict[str, Any]:

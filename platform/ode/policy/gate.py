@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import Clock, utcnow
 from ..contracts import ContractLibrary
 from ..engines.protocol import ResourceChange
-from ..engines.simulated import run_simulated
+from ..engines.simulated import ProgramRunner, run_simulated
 from ..program import StackSpec
 
 if TYPE_CHECKING:
@@ -38,12 +38,13 @@ class StackRun:
     seconds: float
 
 
-def preview_stack(spec: StackSpec, library: ContractLibrary) -> StackRun:
-    """Run a stack's program under mocks and return its resources and outputs (raises ``ProgramError``)."""
+def preview_stack(spec: StackSpec, library: ContractLibrary, runner: ProgramRunner | None = None) -> StackRun:
+    """Run a stack's program under mocks and return its resources and outputs (raises ``ProgramError``): in the
+    runner open for the library, else in ``runner``, else in this process."""
     from ._evaluate import resources_from  # deferred: see the module's docstring
 
     started = time.perf_counter()
-    run = run_simulated(spec, library, preview=True)
+    run = run_simulated(spec, library, preview=True, runner=runner)
     return StackRun(resources_from(run.resources), dict(run.outputs), time.perf_counter() - started)
 
 
@@ -65,6 +66,8 @@ class PolicyGate:
         #: The stacks this gate has checked, per environment: what environment rules see of the stacks before.
         self._seen: dict[str, dict[str, tuple[list[Res], dict[str, Any]]]] = {}
         self._lock = threading.Lock()
+        #: Where the previews of stacks whose engine runs no program go: here, or worker processes in a large run.
+        self.runner = ProgramRunner(library)
 
     def policies(self, env: str) -> Policies:
         """The rules as ``env`` sets them (levels, configuration), read once per environment."""
@@ -81,7 +84,7 @@ class PolicyGate:
         if spec.context not in self.library.contexts:
             return
         views = resources_from(resources) if resources is not None else \
-            preview_stack(spec, self.library).resources
+            preview_stack(spec, self.library, self.runner).resources
         policies = self.policies(spec.settings_env)
         violations = policies.check_stack(spec.context, views, spec.upstream, stack=spec.stack_name)
         # Environment rules over this stack and those checked before it in this environment: hops into a stack
@@ -99,6 +102,10 @@ class PolicyGate:
         blocking = [v for v in violations if v.blocking]
         if blocking:
             raise PolicyViolationError(spec.stack_name, blocking)
+
+    def close(self) -> None:
+        """Stop the worker processes this gate started for its previews, if any."""
+        self.runner.close()
 
     def pulumi_options(self, spec: StackSpec) -> dict[str, list[str]]:
         """``policy_packs`` and ``policy_pack_configs`` for the Automation API's up and preview (empty where

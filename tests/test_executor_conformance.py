@@ -240,9 +240,12 @@ def test_every_stack_runs_on_a_worker_that_says_where(side: Side, runs: Callable
             assert worker["pid"] == os.getpid()
         elif side.kind == "dask":
             assert worker["pid"] in cluster_pids() and worker["pid"] != os.getpid()
-            assert outcome.log is not None and "up (simulated)" in Path(outcome.log).read_text()
+            assert outcome.log is not None, outcome
+            kept = Path(outcome.log).read_text()
+            assert "up (simulated)" in kept and f"dask: running on worker {worker['address']}" in kept
         else:
             assert worker["build_id"].startswith("ode-conf:")
+            assert (outcome.log or "").startswith("https://"), outcome  # the build's CloudWatch Logs link
     # What ran where is in the registry too: `ode status --json` shows it.
     recorded = {s.context: s.worker for s in run.orchestrator.status("dev").stacks}
     assert recorded == {s.context: s.worker for s in result.stacks}
@@ -278,8 +281,8 @@ def test_a_stack_past_its_time_limit_is_stopped(runs: Callable[..., Run]) -> Non
 def test_a_killed_worker_fails_only_its_stack_and_a_rerun_finishes(side: Side, runs: Callable[..., Run],
                                                                     registry_url: str) -> None:
     if side.kill is None:
-        pytest.skip("the local executor's worker is the coordinator itself: a killed `ode` is the interrupted-run "
-                    "tests' case (the next run redoes what was running)")
+        pytest.skip("the local executor's worker is the coordinator itself: a killed `ode` is held to the same "
+                    "promise by test_orchestrator.py's SIGKILL test (the next run redoes what was running)")
     run = runs(delays={"b": 60.0})
     pending = up_in_thread(run)
     wait_for(lambda: run.reporter.started("dev.b"), "dev.b to start on its worker")

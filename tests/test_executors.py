@@ -250,7 +250,7 @@ def test_ode_stack_run_with_a_bad_task_is_one_line_and_exit_2(tmp_path: Path) ->
     assert status == 2 and answer["error"]["message"] == "task: secret_upstream: expected list, got NoneType"
 
 
-def test_a_worker_stops_at_its_time_limit_and_masks_secrets_in_progress(two: Path, tmp_path: Path) -> None:
+def test_a_worker_stops_at_its_time_limit(two: Path, tmp_path: Path) -> None:
     spec = StackSpec(project="test", env="dev", context="a", contracts_dir=two)
     dispatch = Dispatch(engine="simulated", state_dir=str(tmp_path / "state"), contracts=str(two),
                         lease_url=f"sqlite:///{tmp_path / 'leases.db'}", lease_s=30,
@@ -261,6 +261,71 @@ def test_a_worker_stops_at_its_time_limit_and_masks_secrets_in_progress(two: Pat
     assert answer["error"]["message"].startswith("timed out after 1 s")
     with pytest.raises(TaskTimeoutError):
         read_result(answer)
+
+
+def test_a_worker_masks_the_secret_values_it_read_in_every_line(two: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from ode.executors import worker
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("ODE_SIMULATE_PROGRAMS", "0")
+    library = load_library(two)
+    produced = SimulatedEngine(library, state, run_programs=False).up(
+        StackSpec(project="test", env="dev", context="a", contracts_dir=two))
+    secret = produced.outputs["t"]["arn"]
+    spec = StackSpec(project="test", env="dev", context="b", contracts_dir=two,
+                     upstream={"a": {"t": {"name": produced.outputs["t"]["name"], "arn": secret}}},
+                     secret_upstream=frozenset({("a", "t", "arn")}))
+    doc = task_document(StackTask("up", spec), Dispatch(engine="simulated", state_dir=str(state), contracts=str(two),
+                                                        lease_url=f"sqlite:///{tmp_path / 'l.db'}", lease_s=30))
+    assert secret not in json.dumps(doc)
+    received: list[Any] = []
+    real = worker.run_task
+
+    def chatty(engine: Any, task: StackTask, progress: Any = None) -> StackResult:
+        # An engine that says what it was given, as pulumi's diagnostics may: the value the worker read itself.
+        received.append(task.spec.upstream["a"]["t"]["arn"])
+        progress(task.stack, f"config a.t.arn = {received[-1]} (from the producer)")
+        return real(engine, task, progress)
+
+    monkeypatch.setattr(worker, "run_task", chatty)
+    lines: list[str] = []
+    answer, status = run_document(doc, progress=lines.append)
+    assert status == 0 and answer["ok"], answer
+    assert received == [secret]  # the worker read the real value from the producer's state
+    assert f"config a.t.arn = {SECRET_MASK} (from the producer)" in lines
+    assert not any(secret in line for line in lines) and secret not in json.dumps(answer)
+
+
+def test_a_worker_runs_the_programs_when_the_coordinator_does(two: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from ode.executors.worker import make_worker_engine
+
+    monkeypatch.setenv("ODE_SIMULATE_PROGRAMS", "1")  # the worker's own default, which the task overrides
+    spec = StackSpec(project="test", env="dev", context="a", contracts_dir=two)
+    for wanted in (False, True):
+        dispatch = Dispatch(engine="simulated", state_dir=str(tmp_path), contracts=str(two), lease_url="", lease_s=5,
+                            engine_options={"run_programs": wanted, "failures": ["a"]})
+        engine = make_worker_engine(read_task(task_document(StackTask("up", spec), dispatch)), two)
+        assert (engine.run_programs, engine.failures) == (wanted, {"a"})  # type: ignore[attr-defined]
+
+
+def test_up_and_status_say_where_each_stack_ran_with_the_local_executor(two: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ODE_SIMULATE_PROGRAMS", "0")
+    common = ["--env", "dev", "--contracts", str(two), "--state-dir", str(tmp_path / "state"), "--json"]
+    done = CliRunner().invoke(cli, ["up", *common, "--engine", "simulated", "--executor", "local"])
+    assert done.exit_code == 0, done.output
+    ran = {s["context"]: s["worker"] for s in json.loads(done.stdout)["stacks"]}
+    assert ran == dict.fromkeys("ab", ran["a"]) and ran["a"]["kind"] == "local" and ran["a"]["pid"] == os.getpid()
+    status = CliRunner().invoke(cli, ["status", *common])
+    assert status.exit_code == 0, status.output
+    assert {s["context"]: s["worker"] for s in json.loads(status.stdout)["stacks"]} == ran  # kept in SQLite
+    # A stack left unchanged by the next run keeps where it last ran.
+    again = json.loads(CliRunner().invoke(cli, ["up", *common, "--engine", "simulated"]).stdout)["stacks"]
+    assert [s["worker"] for s in again] == [None, None]
+    assert {s["context"]: s["worker"] for s in json.loads(CliRunner().invoke(cli, ["status", *common]).stdout)[
+        "stacks"]} == ran
 
 
 # -- the local executor ----------------------------------------------------------------------------------------------

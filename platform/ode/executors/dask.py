@@ -197,7 +197,10 @@ def run_on_worker(document: dict[str, Any], key: str, topic: str) -> dict[str, A
     child = subprocess.Popen([sys.executable, "-m", "ode", "stack", "run", "--task", "-"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                              env=env)
-    lines: list[str] = []
+    # The coordinator learns when the stack left Dask's queue and where it runs (its live view, its log).
+    first = f"dask: running on worker {worker.address} ({me['host']} pid {me['pid']})"
+    worker.log_event(topic, {"key": key, "line": first})
+    lines: list[str] = [first]
     out: list[str] = []
 
     def errors() -> None:

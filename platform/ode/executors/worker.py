@@ -104,6 +104,9 @@ def make_worker_engine(task: TaskDocument, contracts: Path) -> Engine:
     faults = task.engine_options if task.engine == "simulated" else {}
     engine = make_engine(task.engine, library, state_dir, failures=tuple(faults.get("failures") or ()),
                          delays={str(k): float(v) for k, v in (faults.get("delays") or {}).items()}, **options)
+    if "run_programs" in faults and hasattr(engine, "run_programs"):
+        # A rehearsal runs the stacks' programs on the workers exactly when it does on the coordinator.
+        engine.run_programs = bool(faults["run_programs"])
     install_gate(engine, library, state_dir)
     return engine
 

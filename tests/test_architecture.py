@@ -25,10 +25,12 @@ SOURCE = ROOT / "platform" / "ode"
 #: Modules that implement a protocol: the engines and the registry backends (and the mock runtime the simulated
 #: engine runs programs in).
 IMPLEMENTATIONS = frozenset({"ode.engines.pulumi", "ode.engines.simulated", "ode.engines._mocks",
-                             "ode.registry.sqlite", "ode.registry.dynamodb"})
+                             "ode.registry.sqlite", "ode.registry.dynamodb", "ode.executors.dask",
+                             "ode.executors.codebuild", "ode.executors.local"})
 
 #: Libraries that ``import ode`` and ``ode --help`` must not load.
-HEAVY = ("boto3", "botocore", "networkx", "pydantic", "pulumi", "pulumi_aws", "yaml", "yaml_rs", "rich")
+HEAVY = ("boto3", "botocore", "networkx", "pydantic", "pulumi", "pulumi_aws", "yaml", "yaml_rs", "rich", "dask",
+         "distributed")
 
 #: Test helpers that may import a private module of ode, and why.
 PRIVATE_ALLOWED = {

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import storage
-from ._common import (
+from .common import (
     ACTIONS,
     ContextArgs,
     _statement,
@@ -20,7 +20,7 @@ from ._common import (
     grant_statements,
     physical_name,
 )
-from ._emits import DEFAULT_ROUTE, resolve_emits
+from .emits import DEFAULT_ROUTE, resolve_emits
 from .kinds import KINDS
 from .monitoring import Monitor
 
@@ -50,7 +50,7 @@ def kind_of(args: ContextArgs) -> str:
 
 def emissions(args: ContextArgs) -> dict[str, list[str]]:
     """Which provided events the context's code publishes at which moment: ``settings.emits`` checked against the
-    contract, or its kind's default (``components._emits``). ``ValueError`` names ``settings.emits`` when wrong."""
+    contract, or its kind's default (``components.emits``). ``ValueError`` names ``settings.emits`` when wrong."""
     routes = [route for api in args.provided("http-api")
               for route in (args.provides[api].get("routes") or [DEFAULT_ROUTE])]
     return resolve_emits(kind_of(args), getattr(args.settings, "emits", None), args.provided("event"), routes,

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import ec2_description
+from .common import ec2_description
 
 
 def ingress(name: str, parent: pulumi.Resource, group: pulumi.Input[str], port: int, description: str, *,

@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._names import LIMITS, bucket_name, physical_name
 from .kinds import KINDS, ContainerServiceSettings, EventWorkerSettings, FunctionSettings, Settings, WorkflowSettings
+from .names import LIMITS, bucket_name, physical_name
 
 #: Environment variable names Lambda sets itself and refuses from a function's configuration (Lambda developer
 #: guide, "Defined runtime environment variables"; AWS_LAMBDA_EXEC_WRAPPER and the X-Ray variables stay settable).

@@ -25,9 +25,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from . import _code, _compute, storage
-from ._common import ContextArgs, assume_role_policy, ec2_description, known, policy_document
+from . import _compute, code, storage
 from ._security_groups import egress, ingress
+from .common import ContextArgs, assume_role_policy, ec2_description, known, policy_document
 from .function import merge_environment
 from .kinds import ContainerServiceSettings
 from .monitoring import Monitor
@@ -279,7 +279,7 @@ class ContainerService(pulumi.ComponentResource):
                                   force_delete=not ident.protected, tags=ident.tags(), opts=ident.stateful(self))
         auth = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id,
                                                       opts=pulumi.InvokeOutputOptions(parent=self))
-        tag = _code.directory_digest(args.code_dir)
+        tag = code.directory_digest(args.code_dir)
         built = docker_build.Image(  # type: ignore[call-overload]
             f"{name}-image", context={"location": args.code_dir}, push=True,
             platforms=["linux/arm64" if settings.architecture == "arm64" else "linux/amd64"],

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 
 from . import storage
-from ._common import ContextArgs
+from .common import ContextArgs
 from .monitoring import Monitor
 
 

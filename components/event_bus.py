@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import ContextArgs
+from .common import ContextArgs
 from .kinds import EventBusSettings
 from .monitoring import Monitor
 

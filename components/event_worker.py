@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 
 from . import _compute, storage
-from ._common import ContextArgs
+from .common import ContextArgs
 from .function import function
 from .kinds import EventWorkerSettings
 from .monitoring import Monitor

@@ -12,8 +12,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from . import _code, storage
-from ._common import (
+from . import storage
+from ._security_groups import egress
+from .code import check_directory
+from .common import (
     Grant,
     Identity,
     _statement,
@@ -22,7 +24,6 @@ from ._common import (
     network_statements,
     policy_document,
 )
-from ._security_groups import egress
 from .kinds import FunctionSettings
 from .monitoring import Monitor
 
@@ -81,7 +82,7 @@ def code(module: str, directory: str | Path | None = None,
     a kind (``components/handlers/<module>/``, with ``components/handlers/shared/``, fastjsonschema, and the schema
     of each event the context declares, ``event_schemas``, as :data:`EVENT_SCHEMAS`)."""
     if directory is not None:
-        _code.check_directory(directory)  # a link leading out of it would carry that file into the zip
+        check_directory(directory)  # a link leading out of it would carry that file into the zip
         return pulumi.FileArchive(str(directory))
     files = [*sorted(SHARED.glob("*.py")), *sorted((HANDLERS / module).glob("*.py"))]
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {p.name: pulumi.FileAsset(str(p)) for p in files}

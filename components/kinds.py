@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from ._code import outside_repository
-from ._emits import emits_errors
+from .code import outside_repository
+from .emits import emits_errors
 
 #: Lambda runtimes AWS supports and has not deprecated (botocore knows older ones that CreateFunction refuses).
 Runtime = Literal["python3.11", "python3.12", "python3.13", "python3.14", "nodejs22.x", "nodejs24.x", "java17",
@@ -59,7 +59,7 @@ def _no_reserved(value: dict[str, str]) -> dict[str, str]:
 
 def _emits_of(kind: str) -> classmethod:  # type: ignore[type-arg]
     """The check of a kind's ``emits`` against the contract it is in (the validation context's ``events``,
-    ``routes``, ``consumed``; see ``components._emits``)."""
+    ``routes``, ``consumed``; see ``components.emits``)."""
 
     def check(cls: type, value: dict[str, list[str]] | None, info: ValidationInfo) -> dict[str, list[str]] | None:
         if value is None or not info.context or info.context.get("events") is None:

@@ -34,7 +34,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import AlarmRouting, ContextArgs, Identity
+from .common import AlarmRouting, ContextArgs, Identity
 
 #: Where a widget goes on the dashboard: two per row.
 WIDGET_WIDTH, WIDGET_HEIGHT = 12, 6

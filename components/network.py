@@ -17,8 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from . import storage
-from ._common import ContextArgs, assume_role_policy, ec2_description, policy_document
 from ._security_groups import egress, ingress
+from .common import ContextArgs, assume_role_policy, ec2_description, policy_document
 from .kinds import NetworkSettings, subnet_layout
 from .monitoring import Monitor
 

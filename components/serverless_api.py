@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import _compute, storage
-from ._common import ContextArgs
+from .common import ContextArgs
 from .function import function
 from .kinds import ServerlessApiSettings
 from .monitoring import Monitor

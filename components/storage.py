@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from ._common import Identity
+from .common import Identity
 from .monitoring import Monitor
 
 
@@ -128,7 +128,7 @@ def provided_data(args: Any, parent: pulumi.Resource, monitor: Monitor, *, queue
     """The tables, buckets, secrets (and with ``queues``, queues) a context provides: their interface outputs,
     the statements that let the context's own code use them (read-write on its own data), and the environment
     variables naming them."""
-    from ._common import ACTIONS, env_var
+    from .common import ACTIONS, env_var
 
     identity: Identity = args.identity
     interfaces: dict[str, pulumi.Output[dict[str, Any]]] = {}
@@ -164,6 +164,6 @@ def provided_data(args: Any, parent: pulumi.Resource, monitor: Monitor, *, queue
 
 def _own(name: str, actions: tuple[str, ...], below: str, arn: str) -> dict[str, Any]:
     """The statement that lets a context's code use its own ``arn`` and what is below it (objects, indexes)."""
-    from ._common import _statement
+    from .common import _statement
 
     return _statement(f"Own{name}", list(actions), [arn, f"{arn}{below}"])

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from . import _compute, storage
-from ._common import ContextArgs, _statement, assume_role_policy, grant_statements, policy_document
+from .common import ContextArgs, _statement, assume_role_policy, grant_statements, policy_document
 from .function import function
 from .kinds import WorkflowSettings
 from .monitoring import Monitor

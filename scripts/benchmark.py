@@ -27,6 +27,7 @@ PARTS: dict[str, str] = {
     "registry": "benchmarks.registry",
     "policy": "benchmarks.policy",
     "cli": "benchmarks.cli",
+    "executors": "benchmarks.executors",
 }
 
 

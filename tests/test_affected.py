@@ -27,7 +27,7 @@ def repo(tmp_path: Path) -> Path:
     (tmp_path / "components" / "handlers" / "serverless_api").mkdir(parents=True)
     (tmp_path / "components" / "serverless_api.py").write_text("# api\n")
     (tmp_path / "components" / "network.py").write_text("# network\n")
-    (tmp_path / "components" / "_common.py").write_text("# shared\n")
+    (tmp_path / "components" / "common.py").write_text("# shared\n")
     (tmp_path / "components" / "handlers" / "serverless_api" / "app.py").write_text("# handler\n")
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "add", "-A")
@@ -79,7 +79,7 @@ def test_handler_change_maps_to_its_kind(repo: Path) -> None:
 
 
 def test_shared_code_touches_every_context(repo: Path) -> None:
-    (repo / "components" / "_common.py").write_text("# shared, changed\n")
+    (repo / "components" / "common.py").write_text("# shared, changed\n")
     library = load_library(repo / "contracts")
     assert set(run(repo)) == {n for n, c in library.contexts.items() if c.deployed_in("dev")}
 
@@ -100,6 +100,6 @@ def test_unknown_ref_is_named(repo: Path) -> None:
 def test_code_mapping() -> None:
     kinds = {"serverless-api", "network"}
     assert kinds_of_code("components/serverless_api.py", kinds) == {"serverless-api"}
-    assert kinds_of_code("components/_common.py", kinds) == kinds
+    assert kinds_of_code("components/common.py", kinds) == kinds
     assert kinds_of_code("README.md", kinds) is None
     assert kinds_of_code("components/README.md", kinds) == set()

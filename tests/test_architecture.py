@@ -25,10 +25,12 @@ SOURCE = ROOT / "platform" / "ode"
 #: Modules that implement a protocol: the engines and the registry backends (and the mock runtime the simulated
 #: engine runs programs in).
 IMPLEMENTATIONS = frozenset({"ode.engines.pulumi", "ode.engines.simulated", "ode.engines._mocks",
-                             "ode.registry.sqlite", "ode.registry.dynamodb"})
+                             "ode.registry.sqlite", "ode.registry.dynamodb", "ode.executors.dask",
+                             "ode.executors.codebuild", "ode.executors.local"})
 
 #: Libraries that ``import ode`` and ``ode --help`` must not load.
-HEAVY = ("boto3", "botocore", "networkx", "pydantic", "pulumi", "pulumi_aws", "yaml", "yaml_rs", "rich")
+HEAVY = ("boto3", "botocore", "networkx", "pydantic", "pulumi", "pulumi_aws", "yaml", "yaml_rs", "rich", "dask",
+         "distributed")
 
 #: Test helpers that may import a private module of ode, and why.
 PRIVATE_ALLOWED = {
@@ -199,6 +201,17 @@ def test_a_protocol_never_imports_an_implementation() -> None:
 
 def test_no_private_module_is_imported_from_outside_its_package() -> None:
     assert private_imports_from_outside(GRAPH) == []
+
+
+def test_ode_uses_only_the_public_modules_of_components() -> None:
+    # ode reads the components' code, names, shared arguments and emitted events through their public modules; the
+    # underscored ones stay free to change with the components alone.
+    components = set(module_names(ROOT / "components", "components"))
+    assert {"components.code", "components.common", "components.names", "components.emits"} <= components
+    privates = sorted((name, target) for name, path in module_names(SOURCE).items()
+                      for target in imports_of(name, path, components) if target.rpartition(".")[2].startswith("_")
+                      and not target.endswith("__init__"))
+    assert privates == []
 
 
 def test_tests_use_public_modules() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components._code import CodeDirectoryError, check_directory, code_root, directory_digest, files_of
+from components.code import CodeDirectoryError, check_directory, code_root, directory_digest, files_of
 
 from .cli_runner import ode
 from .conftest import context, write_library
@@ -144,7 +144,7 @@ def test_an_unreadable_file_is_one_error_line(tmp_path: Path, monkeypatch: pytes
         return real_open(path, *args, **kwargs)
 
     # Root reads every file whatever its mode: the refusal a user would get is planted where the file is opened.
-    monkeypatch.setattr("components._code.open", refusing_open, raising=False)
+    monkeypatch.setattr("components.code.open", refusing_open, raising=False)
     line = refused(contracts)
     assert "settings.code" in line and "api/private.key cannot be read (Permission denied)" in line
     real_read = Path.read_bytes

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from components._common import ACTIONS, LIMITS, ContextArgs, Grant, Identity
+from components.common import ACTIONS, LIMITS, ContextArgs, Grant, Identity
 from components.kinds import DataStoreSettings, NetworkSettings, ServerlessApiSettings
 from ode.contracts import OUTPUT_FIELDS, load_library
 from ode.engines import ResourceChange, StackResult, StackSpec

@@ -495,7 +495,7 @@ def test_ode_up_target_local_without_moto_prints_one_line(tmp_path: Path, monkey
 
 
 def test_each_kind_publishes_every_declared_event_by_default() -> None:
-    from components._emits import default_emits
+    from components.emits import default_emits
 
     assert default_emits("serverless-api", ["OrderPlaced"], ["POST /orders", "GET /orders/{id}"]) == {
         "POST /orders": ["OrderPlaced"]}
@@ -536,7 +536,7 @@ def test_validate_names_settings_emits_and_what_is_wrong_in_it(tmp_path: Path) -
 
 
 def test_a_workflow_that_publishes_keeps_the_name_of_its_publisher() -> None:
-    from components._common import Identity
+    from components.common import Identity
     from components.kinds import WorkflowSettings
     from components.workflow import WorkflowArgs
 

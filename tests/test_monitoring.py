@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components._common import AlarmRouting, ContextArgs, Identity
+from components.common import AlarmRouting, ContextArgs, Identity
 from components.data_store import DataStore, DataStoreArgs
 from components.kinds import DataStoreSettings
 from ode.contracts import AlarmSubscriptions, load_library

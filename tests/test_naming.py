@@ -62,7 +62,7 @@ roles = st.sampled_from(["handler", "table-orders-table", "bucket-exports", "dlq
 @settings(max_examples=300)
 @given(branches, contexts, roles)
 def test_physical_names_from_branches_fit_every_aws_limit(branch: str, context: str, role: str) -> None:
-    from components._common import LIMITS, Identity
+    from components.common import LIMITS, Identity
 
     ident = Identity(project="shop", env=env_name_for_branch(branch), context=context, owner="team",
                      account="111111111111", region="us-east-1")
@@ -76,7 +76,7 @@ def test_physical_names_from_branches_fit_every_aws_limit(branch: str, context: 
 @settings(max_examples=200)
 @given(st.lists(branches, min_size=2, max_size=20, unique_by=str.strip), contexts, roles)
 def test_different_branches_never_share_a_physical_name(names: list[str], context: str, role: str) -> None:
-    from components._common import LIMITS, Identity
+    from components.common import LIMITS, Identity
 
     for kind in LIMITS:
         physical = {Identity(project="shop", env=env_name_for_branch(b), context=context, owner="t",

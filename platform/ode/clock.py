@@ -21,8 +21,12 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def parse_iso(text: str | None) -> datetime | None:
-    """The inverse of :func:`iso`."""
-    return datetime.fromisoformat(text) if text else None
+    """The inverse of :func:`iso`. A time written without an offset (by hand, or by another tool into a shared
+    registry) is taken as UTC, as ode writes every time, so it compares with aware ones instead of raising."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class FrozenClock:

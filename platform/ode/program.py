@@ -111,8 +111,8 @@ def _run(spec: StackSpec, library: ContractLibrary) -> None:
 
     # Deferred: the components import pulumi and pulumi_aws (seconds), which validating or planning never needs.
     from components import load
-    from components._code import code_directories
-    from components._common import AlarmRouting, ContextArgs, Grant, Identity, Subscription
+    from components.code import code_directories
+    from components.common import AlarmRouting, ContextArgs, Grant, Identity, Subscription
     from components.kinds import KINDS
 
     if spec.context not in library.contexts:

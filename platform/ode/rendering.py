@@ -60,9 +60,22 @@ def span(seconds: float) -> str:
     return f"{round(seconds / 86400)} d"
 
 
+def _when(moment: datetime | str | None) -> datetime | None:
+    """A moment read for display: naive taken as UTC, text that is no time at all as unknown (a table shows ``-``
+    rather than failing on one odd record)."""
+    if isinstance(moment, str):
+        try:
+            return parse_iso(moment)
+        except ValueError:
+            return None
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
 def ago(moment: datetime | str | None, now: datetime) -> str:
     """``3 min ago`` (``in 5 min`` for a moment still to come), ``just now`` within ten seconds, ``-`` unknown."""
-    when = parse_iso(moment) if isinstance(moment, str) else moment
+    when = _when(moment)
     if when is None:
         return "-"
     delta = (now - when).total_seconds()
@@ -73,11 +86,9 @@ def ago(moment: datetime | str | None, now: datetime) -> str:
 
 def exact(moment: datetime | str | None) -> str:
     """The moment to the minute, in UTC, as people read it: ``2026-12-05 05:19 UTC`` (``-`` unknown)."""
-    when = parse_iso(moment) if isinstance(moment, str) else moment
+    when = _when(moment)
     if when is None:
         return "-"
-    if when.tzinfo is None:  # the registry writes aware times; a naive one is taken as UTC, as it was written
-        when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -91,9 +102,9 @@ def moment(when: datetime | str | None, now: datetime) -> str:
 
 def expiry(when: datetime | str | None, now: datetime) -> str:
     """``expires in 7 h (2026-12-05 05:19 UTC)``, ``expired 3 min ago (...)``, or ``never`` when nothing is set."""
-    at = parse_iso(when) if isinstance(when, str) else when
+    at = _when(when)
     if at is None:
-        return "never"
+        return "never" if not when else f"unreadable ({when})"
     delta = (at - now).total_seconds()
     relative = f"expires in {span(delta)}" if delta > 0 else f"expired {span(delta)} ago"
     return f"{relative} ({exact(at)})"

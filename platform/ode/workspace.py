@@ -17,12 +17,14 @@ option             variable              default
 ``registry``       ``ODE_REGISTRY``      ``sqlite:`` ``<state dir>/registry.db``
 ``engine``         ``ODE_ENGINE``        ``auto``: pulumi where its CLI is found, else simulated
 ``parallel``       ``ODE_PARALLEL``      8
+``executor``       ``ODE_EXECUTOR``      ``local``: this machine's threads (``dask://``, ``codebuild://``...)
 ``target``                               ``aws`` (``local``: an embedded AWS on 127.0.0.1)
 =================  ====================  ===========================================================
 
-Engines (``ode.engines``) and registry backends (``ode.registries``) are found by name through entry points, so a
-package adds one without editing ode. Under ``CI=true`` the ``auto`` engine never falls back to the simulated one: a
-runner without the Pulumi CLI fails in one line unless ``engine="simulated"`` is asked for by name.
+Engines (``ode.engines``), registry backends (``ode.registries``) and executors (``ode.executors``, by the URL's
+scheme) are found by name through entry points, so a package adds one without editing ode. Under ``CI=true`` the
+``auto`` engine never falls back to the simulated one: a runner without the Pulumi CLI fails in one line unless
+``engine="simulated"`` is asked for by name.
 
 The orchestrator a workspace hands out has the policy gate installed in its engine, sends lifecycle events to the
 bus its environment names (``events: {bus: NAME}``) and publishes outputs to SSM where the environment says
@@ -44,6 +46,7 @@ from .engines.protocol import Engine
 from .errors import UsageError
 from .execution.ephemeral import EphemeralEnvironments
 from .execution.events import Reporter
+from .execution.executor import Executor
 from .execution.orchestrator import Orchestrator
 from .execution.scheduler import DEFAULT_PARALLEL
 from .policy.gate import install_gate
@@ -73,6 +76,8 @@ class WorkspaceOptions:
     registry: str | None = None
     engine: str | None = None
     parallel: int | None = None
+    #: Where each stack's operation runs (``local``, ``dask://HOST:PORT``, ``codebuild://PROJECT?region=R``...).
+    executor: str | None = None
     target: str = "aws"
     #: The simulated engine's faults: contexts that fail, and ``CONTEXT=SECONDS`` delays.
     simulate_failure: tuple[str, ...] = ()
@@ -100,6 +105,7 @@ class WorkspaceOptions:
             state_dir=Path(self.state_dir or os.environ.get("ODE_STATE_DIR") or ".ode"),
             registry=self.registry or os.environ.get("ODE_REGISTRY") or None,
             engine=self.engine or os.environ.get("ODE_ENGINE") or "auto",
+            executor=self.executor or os.environ.get("ODE_EXECUTOR") or None,
             parallel=parallel,
             ci=in_ci() if self.ci is None else self.ci)
 
@@ -146,6 +152,7 @@ class Workspace:
     _library: ContractLibrary | None = None
     _registry: RegistryBackend | None = None
     _engine: Engine | None = None
+    _executor: Executor | None = None
     _cleanups: list[Callable[[], None]] = field(default_factory=list)
     #: Stack config every stack gets (an embedded AWS's target).
     _engine_config: dict[str, str] = field(default_factory=dict)
@@ -255,16 +262,56 @@ class Workspace:
         self._engine = chosen
         return chosen
 
+    def executor(self, library: ContractLibrary) -> Executor | None:
+        """The executor ``--executor`` / ``ODE_EXECUTOR`` names (found by its URL's scheme through the
+        ``ode.executors`` entry points); None for the default, this machine's threads. A remote one refuses, in
+        one line, state and secrets its workers cannot use; it is closed with the workspace."""
+        if self._executor is not None or self.options.executor in (None, "", "local"):
+            return self._executor
+        from .executors import ExecutorSetup, open_executor  # deferred: Dask and boto3 only when one is named
+
+        opts = self.options
+        engine = self.engine(library)
+        publisher = self.outputs(library)
+        setup = ExecutorSetup(
+            engine=engine, library=library, state_dir=self.state_dir, registry_url=opts.registry,
+            engine_options={"failures": list(opts.simulate_failure), "delays": parse_delays(opts.simulate_delay),
+                            "run_programs": bool(getattr(engine, "run_programs", True))},
+            parallel=opts.parallel or DEFAULT_PARALLEL, announce=self._say,
+            ssm_place=None if publisher is None else self._ssm_place(library))
+        self._executor = open_executor(opts.executor, setup)
+        self._cleanups.append(self._close_executor)
+        return self._executor
+
+    def _close_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def _ssm_place(self, library: ContractLibrary) -> Callable[[str, str], tuple[str, str | None] | None]:
+        """Where an environment's outputs are in SSM Parameter Store, for workers reading secret upstream values."""
+        from .publishing.ssm_outputs import ROOT
+
+        def place(env: str, producer: str) -> tuple[str, str | None] | None:
+            settings = self._settings_env(library, env)
+            if settings is None:
+                return None
+            where = library.environments.environments[settings]
+            return (f"{ROOT}/{library.project}/{env}/{producer}", where.region) if wants_ssm(where) else None
+
+        return place
+
     def orchestrator(self, env: str | None = None, *, lenient: bool = False, reporter: Reporter | None = None,
                      quiet: bool = True) -> Orchestrator:
         """The orchestrator of this workspace: library, registry, engine, ``parallel``, the lock options, the
         lifecycle events and the SSM outputs of the environments that ask for them."""
         library = self.library(env, lenient=lenient)
         engine = self.engine(library)
+        executor = self.executor(library)
         registry = self.registry  # after the usage checks: a refused command leaves no new state behind
         orchestrator = Orchestrator(library, registry, engine, parallel=self.options.parallel or DEFAULT_PARALLEL,
                                     reporter=reporter or reporter_for(quiet),
-                                    engine_config=dict(self._engine_config))
+                                    engine_config=dict(self._engine_config), executor=executor)
         orchestrator.force_unlock = self.options.force_unlock
         orchestrator.force = self.options.force
         orchestrator.events = self.events(library)

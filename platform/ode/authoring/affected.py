@@ -16,7 +16,7 @@ from typing import Any
 import yaml_rs
 from pydantic import ValidationError
 
-from components._code import code_directories
+from components.code import code_directories
 
 from .. import git
 from ..component_code import PROGRAM_FILES, kinds_of_code

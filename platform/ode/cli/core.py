@@ -90,6 +90,8 @@ COMMANDS: dict[str, Lazy] = {
     "gc": Lazy("ode.cli.environments:gc", "Destroy every expired environment made on demand; go on past a failure "
                "and say so (exit 1). Never asks: it only destroys what outlived its TTL, and runs from schedulers. "
                "An environment another run holds is left for the next pass; one broken contract does not stop it."),
+    "executor": Lazy("ode.cli.workers:executor", "Where stacks run beyond this machine: set up an executor's "
+                     "workers."),
     "graph": Lazy("ode.cli.library:graph", "Print the dependency graph of one environment."),
     "import": Lazy("ode.cli.authoring:import_", "Write a first draft of a contract from an OpenAPI or AsyncAPI "
                    "document."),
@@ -106,6 +108,8 @@ COMMANDS: dict[str, Lazy] = {
                      "when it is in DynamoDB."),
     "schema": Lazy("ode.cli.library:schema", "Print the JSON Schema of a contract file, for editors: `settings` and "
                    "`overrides` checked per component."),
+    "stack": Lazy("ode.cli.workers:stack", "One stack's operation on a worker: what the executors (Dask, "
+                  "CodeBuild) run for each stack."),
     "status": Lazy("ode.cli.run:status", "What the registry knows of an environment's stacks, as a table: each "
                    "stack's status, when it last ran, how long it took, the engine that ran it and the first line "
                    "of its error (--json adds its outputs; `ode outputs` prints them)."),
@@ -326,8 +330,8 @@ def handle_sigterm() -> bool:
 
 
 def engine_options(func: F) -> F:
-    """Add the options of commands that run stacks: ``--engine``, ``--parallel``, the simulated engine's faults,
-    ``--force-unlock`` and ``--target``."""
+    """Add the options of commands that run stacks: ``--engine``, ``--parallel``, ``--executor``, the simulated
+    engine's faults, ``--force-unlock`` and ``--target``."""
     from ..execution.scheduler import DEFAULT_PARALLEL  # the one default of every front end
 
     options = [
@@ -338,6 +342,12 @@ def engine_options(func: F) -> F:
                           "engines come from packages (entry points `ode.engines`)."),
         click.option("--parallel", "parallel", type=click.IntRange(1, 256), default=DEFAULT_PARALLEL,
                      envvar="ODE_PARALLEL", show_default=True, help="Most stacks running at once."),
+        click.option("--executor", "executor", default=None, envvar="ODE_EXECUTOR", metavar="URL",
+                     help="Where each stack's operation runs: local (this machine's threads), dask://HOST:PORT (a "
+                          "Dask cluster's workers), dask+local://N (N local worker processes) or "
+                          "codebuild://PROJECT?region=R (a CodeBuild build per stack); `timeout=SECONDS` bounds "
+                          "each stack. Others come from packages (entry points `ode.executors`)  [default: local, "
+                          "or ODE_EXECUTOR]"),
         click.option("--simulate-failure", "simulate_failure", multiple=True, metavar="CONTEXT",
                      help="Simulated engine: make this context's stack fail (repeatable)."),
         click.option("--simulate-delay", "simulate_delay", multiple=True, metavar="CONTEXT=SECONDS",

@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from components._emits import DEFAULT_ROUTE
 from components.constraints import AccountQuotas
+from components.emits import DEFAULT_ROUTE
 from components.kinds import KINDS
 
 from .policies import RuleSetting, Waiver, check_policies

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from components._code import CODE_FIELDS, CodeDirectoryError, check_directory
+from components.code import CODE_FIELDS, CodeDirectoryError, check_directory
 from components.constraints import library_errors  # AWS refusals beyond one settings model
 from components.kinds import KINDS
 

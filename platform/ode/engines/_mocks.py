@@ -25,7 +25,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from components._code import directory_digest
+from components.code import directory_digest
 
 from ..masking import SECRET_MASK
 

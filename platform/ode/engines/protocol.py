@@ -74,6 +74,11 @@ class StackResult:
     duration_s: float = 0.0
     #: Policy violations the engine reported (``{"policy", "pack", "level", "message", "urn"}``).
     policy_violations: list[dict[str, Any]] = field(default_factory=list)
+    #: Where the operation ran, as the executor saw it (``{"kind": "dask", "host", "pid", "address"}``, a CodeBuild
+    #: build's id...); None when no executor said.
+    worker: dict[str, Any] | None = None
+    #: Where the operation's full log is kept (a file, a CloudWatch Logs link); None when nowhere.
+    log: str | None = None
 
 
 ProgressCallback = Callable[[str, str], None]

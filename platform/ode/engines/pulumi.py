@@ -4,8 +4,8 @@ Every stack gets its own workspace directory (``<state dir>/workspaces/<env>.<co
 ``Pulumi.yaml`` and ``__main__.py`` that run :func:`ode.program.main` in this Python environment, so stacks run in
 parallel without sharing files. State goes to the file backend under the state dir by default (``ODE_BACKEND_URL``
 for any other backend), secrets are encrypted with a passphrase (``PULUMI_CONFIG_PASSPHRASE``, or one generated once
-into ``<state dir>/passphrase`` with mode 0600). The producers' outputs reach a stack as its config; secret ones as
-secret config.
+into ``<state dir>/passphrase`` with mode 0600), or by the provider ``ODE_SECRETS_PROVIDER`` names
+(``awskms://...``). The producers' outputs reach a stack as its config; secret ones as secret config.
 
 Progress and results come from the Automation API's typed engine events (``on_event``), never from scraping the CLI's
 text: each resource's step (``creating``, ``updated``, ``failed``, with its URN) goes to the progress callback, the
@@ -51,6 +51,8 @@ _INSTALL_TRIED: list[bool] = []
 
 #: Set to 1 to let the engine download a ``pulumi`` CLI when none is found (it never does so unasked).
 INSTALL_VARIABLE = "ODE_INSTALL_PULUMI"
+#: The stacks' secrets provider when not a passphrase: ``awskms://alias/KEY?region=R`` and the others Pulumi knows.
+SECRETS_PROVIDER_VARIABLE = "ODE_SECRETS_PROVIDER"
 
 
 def _cli_places() -> list[Path]:
@@ -81,7 +83,8 @@ class PulumiEngine:
     name = "pulumi"
 
     def __init__(self, library: ContractLibrary, state_dir: str | Path, *, backend_url: str | None = None,
-                 passphrase: str | None = None, env_vars: dict[str, str] | None = None):
+                 passphrase: str | None = None, env_vars: dict[str, str] | None = None,
+                 secrets_provider: str | None = None):
         self.library = library
         self.state_dir = Path(state_dir).resolve()
         self.backend_url = backend_url or os.environ.get("ODE_BACKEND_URL") or (
@@ -91,7 +94,20 @@ class PulumiEngine:
         make_state_dir(self.state_dir)
         if self.backend_url.startswith("file://"):
             Path(self.backend_url[len("file://"):]).mkdir(parents=True, exist_ok=True)
-        self._passphrase = passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE") or self._stored_passphrase()
+        #: ``passphrase`` (the default) or a KMS key (``awskms://...``, ``ODE_SECRETS_PROVIDER``): what every machine
+        #: that runs a stack must be able to use when stacks run on workers elsewhere.
+        self.secrets_provider = secrets_provider or os.environ.get(SECRETS_PROVIDER_VARIABLE) or "passphrase"
+        #: Where the passphrase came from: ``given``, ``environment``, ``file`` (generated once into the state
+        #: directory, which only this machine has) or None (a KMS secrets provider needs none).
+        self.passphrase_source: str | None = None
+        if passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+            self.passphrase_source = "given" if passphrase else "environment"
+            self._passphrase = passphrase or os.environ.get("PULUMI_CONFIG_PASSPHRASE") or ""
+        elif self.secrets_provider == "passphrase":
+            self.passphrase_source = "file"
+            self._passphrase = self._stored_passphrase()
+        else:
+            self._passphrase = ""
         self.env_vars = dict(env_vars or {})
         self.command = self._command()
         #: The policy gate (``ode.policy.gate.PolicyGate``): checks a stack before the CLI sees it, and gives the CLI
@@ -175,8 +191,11 @@ class PulumiEngine:
 
     def environment(self) -> dict[str, str]:
         """What the CLI runs with: the passphrase, the backend, no update checks, and any extra variables."""
-        return {"PULUMI_CONFIG_PASSPHRASE": self._passphrase, "PULUMI_BACKEND_URL": self.backend_url,
-                "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_PYTHON_CMD": sys.executable, **self.env_vars}
+        found = {"PULUMI_BACKEND_URL": self.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true",
+                 "PULUMI_PYTHON_CMD": sys.executable, **self.env_vars}
+        if self._passphrase:
+            found["PULUMI_CONFIG_PASSPHRASE"] = self._passphrase
+        return found
 
     def _stack(self, spec: StackSpec, create: bool = True, configure: bool = True) -> Any:
         """The stack, created or selected; with ``configure`` its config set to exactly the spec's. A refresh keeps
@@ -184,7 +203,7 @@ class PulumiEngine:
         from pulumi import automation as auto
 
         options = auto.LocalWorkspaceOptions(work_dir=str(self.workspace_dir(spec)), pulumi_command=self.command,
-                                             env_vars=self.environment(), secrets_provider="passphrase")
+                                             env_vars=self.environment(), secrets_provider=self.secrets_provider)
         try:
             if create:
                 stack = auto.create_or_select_stack(stack_name=spec.stack_name, work_dir=options.work_dir,

@@ -30,12 +30,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components._names import bucket_name
+from components.names import bucket_name
 
 from ..contracts import OUTPUT_FIELDS, ContractLibrary
 from ..errors import UsageError
 from ..masking import SECRET_MASK
-from ..program import StackSpec, build
+from ..program import StackSpec
 from ..state_dir import make_state_dir
 from ._pool import (
     PARALLEL_FROM,

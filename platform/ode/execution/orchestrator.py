@@ -281,13 +281,16 @@ class Orchestrator:
             base = None
         position = planner.positions(base or env)
         result = RunResult(env=env, engine=self.engine.name, operation="status", simulated=self.simulated)
+        find_workers = getattr(self.registry, "workers", None)
+        placed: dict[str, dict[str, Any]] = find_workers(env) if callable(find_workers) else {}
         for context in sorted(wanted & set(records), key=lambda c: (position.get(c, len(position)), c)):
             rec: StackRecord = records[context]
             result.stacks.append(StackOutcome(
                 rec.stack, context, StackStatus(rec.status), rec.started_at, rec.finished_at, rec.duration_s,
                 rec.outputs,
                 frozenset(rec.secret_outputs), rec.error,
-                reason=f"last deployed by the {rec.engine} engine" if rec.engine else None))
+                reason=f"last deployed by the {rec.engine} engine" if rec.engine else None,
+                worker=(placed.get(context) or {}).get("worker"), log=(placed.get(context) or {}).get("log")))
         result.simulated = any(r.simulated for r in records.values())
         return result
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components._code import CodeDirectoryError, code_directories, directory_digest
+from components.code import CodeDirectoryError, code_directories, directory_digest
 
 from ..component_code import code_digests
 from ..contracts import ContractLibrary

@@ -30,6 +30,9 @@ class StackOutcome:
     reason: str | None = None
     attempts: int = 0
     changes: dict[str, int] = field(default_factory=dict)
+    #: Where its operation ran (``{"kind", "host", "pid"}``, a CodeBuild build's id...), and its full log.
+    worker: dict[str, Any] | None = None
+    log: str | None = None
     #: The engine's own result (resources, diffs), for the caller in this process; not part of ``to_dict()``.
     result: StackResult | None = field(default=None, repr=False, compare=False)
 
@@ -39,7 +42,7 @@ class StackOutcome:
             "finished_at": self.finished_at,
             "duration_s": None if self.duration_s is None else round(self.duration_s, 6),
             "outputs": mask(self.outputs, self.secret_outputs), "error": self.error, "reason": self.reason,
-            "attempts": self.attempts, "changes": self.changes,
+            "attempts": self.attempts, "changes": self.changes, "worker": self.worker, "log": self.log,
         }
 
 

@@ -30,6 +30,7 @@ The drivers (:func:`deploy`, :func:`take_down`, :func:`each`) put a runner to wo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -178,9 +179,11 @@ class StackRunner:
             result, attempts, error = self._execute(item)
             self.ctx.run.check()
             if error is not None:
-                return self.failed(item, started, t0, error, attempts)
+                outcome = self.failed(item, started, t0, error, attempts)
+                return self.placed(item, outcome, getattr(error, "worker", None), getattr(error, "log", None))
             assert result is not None
-            return self.after(item, result, started, t0, attempts)
+            outcome = self.after(item, result, started, t0, attempts)
+            return self.placed(item, outcome, result.worker, result.log)
         except LeaseLostError as lost:
             self.ctx.run.lose(lost)
             return StackOutcome(item.stack, item.context, StackStatus.FAILED, iso(started), iso(self.ctx.clock()),
@@ -213,6 +216,24 @@ class StackRunner:
                 return None, attempts, exc
             finally:
                 self.ctx.end(item.stack)
+
+    #: Whether the stack's record keeps where it last ran (the stacks an operation leaves deployed).
+    records_worker: ClassVar[bool] = False
+
+    def placed(self, item: StackPlan, outcome: StackOutcome, worker: dict[str, Any] | None,
+               log: str | None) -> StackOutcome:
+        """Where the operation ran (the executor's word), on the outcome and, for a stack that stays deployed, in
+        its registry record beside its log's link (``ode status --json`` shows them)."""
+        outcome.worker, outcome.log = worker, log
+        record = getattr(self.ctx.registry, "record_worker", None)
+        if worker is not None and self.records_worker and callable(record):
+            try:
+                record(item.env, item.context, worker=worker, log=log)
+            except LeaseLostError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - where it ran is a note: it never fails the stack
+                logging.getLogger("ode").warning("%s: where it ran could not be recorded: %s", item.stack, exc)
+        return outcome
 
     # -- the steps ----------------------------------------------------------------------------------------------
 
@@ -262,6 +283,7 @@ class UpRunner(StackRunner):
     publishes them (SSM, ``StackSucceeded``)."""
 
     operation = "up"
+    records_worker = True
 
     def before(self, item: StackPlan, started: datetime) -> None:
         self.ctx.reporter.handle(StackChanged(item.stack, RUNNING, item.reason))
@@ -463,6 +485,11 @@ def schedule(ctx: RunContext, operation: str, order: Sequence[str], deps: dict[s
     def interrupt(running: int) -> None:
         ctx.cancel.set()
         ctx.reporter.handle(RunInterrupted(env, running))
+        # Workers elsewhere do not see this process's Ctrl-C: an executor that has them passes it on (the first
+        # asks each running stack to stop gracefully, a second stops them hard).
+        forward = getattr(ctx.executor, "interrupt", None)
+        if callable(forward):
+            forward()
 
     try:
         _, interrupted = run_ready(queue, guarded, judge=judge, on_skip=skip, on_interrupt=interrupt)

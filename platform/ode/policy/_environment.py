@@ -23,7 +23,7 @@ ENVIRONMENT_RULES: dict[str, EnvironmentRule] = {
 
 
 def _actions() -> Mapping[tuple[str, str], tuple[str, ...]]:
-    from components._common import ACTIONS  # the one table of access -> actions; it imports pulumi: deferred
+    from components.common import ACTIONS  # the one table of access -> actions; it imports pulumi: deferred
 
     return ACTIONS
 

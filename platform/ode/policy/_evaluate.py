@@ -16,6 +16,7 @@ from ..clock import Clock, utcnow
 from ..contracts import ContractLibrary
 from ..contracts.policies import RULES, Level, RuleInfo
 from ..engines.protocol import EngineError
+from ..sarif import check_log
 from ._environment import environment_findings
 from ._library_rules import LIBRARY_RULES
 from ._model import Bounds, EnvView, Res, provider_default_tags
@@ -285,50 +286,5 @@ class Report:
         return "\n".join(lines)
 
     def to_sarif(self, tool_version: str = "0.1.0") -> dict[str, Any]:
-        """SARIF 2.1.0 as GitHub code scanning takes it: one rule per rule id with its help, each result at the
-        contract file and line that owns the resource. Waived results carry an accepted suppression."""
-        ids = list(RULES)
-        rules = [{"id": r.id, "name": "".join(p.capitalize() for p in r.id.split("-")),
-                  "shortDescription": {"text": r.description}, "fullDescription": {"text": r.help},
-                  "help": {"text": r.help, "markdown": f"**{r.id}**: {r.help}"},
-                  "defaultConfiguration": {"level": _sarif_level(r.level), "enabled": r.level != "disabled"},
-                  "properties": {"tags": ["security", "compliance", r.scope]}} for r in RULES.values()]
-        results = []
-        for v in self.violations:
-            result: dict[str, Any] = {
-                "ruleId": v.rule, "ruleIndex": ids.index(v.rule), "level": _sarif_level(v.level),
-                "message": {"text": f"{v.stack}: {v.message}"},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": _artifact(v.file),
-                    "region": {"startLine": v.line or 1}},
-                    "logicalLocations": [{"name": v.resource or v.context, "kind": "resource",
-                                          "fullyQualifiedName": f"{v.stack}/{v.resource or v.context}"}]}],
-                "partialFingerprints": {"odeViolation/v1": f"{v.rule}:{v.stack}:{v.resource or ''}"},
-                "properties": {"stack": v.stack, "context": v.context, "resourceType": v.type},
-            }
-            if v.waived:
-                result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                           "justification": "waived in the contract"}]
-            results.append(result)
-        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
-            "tool": {"driver": {"name": "ode check", "version": tool_version, "rules": rules}},
-            "automationDetails": {"id": f"ode-check/{self.env}/"},
-            "results": results}]}
-
-
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-
-
-def _artifact(file: str) -> dict[str, str]:
-    """A contract file as SARIF locates it: relative to the checkout (code scanning's source root) when it was
-    named so, else a ``file://`` URI."""
-    path = Path(file)
-    if path.is_absolute():
-        return {"uri": path.as_uri()}
-    return {"uri": path.as_posix(), "uriBaseId": "%SRCROOT%"}
-
-
-def _sarif_level(level: str) -> str:
-    return {"mandatory": "error", "advisory": "warning"}.get(level, "note")
-
-
+        """SARIF 2.1.0 as GitHub code scanning takes it (:func:`ode.sarif.check_log` over this package's rules)."""
+        return check_log(self, RULES, tool_version)

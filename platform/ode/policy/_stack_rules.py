@@ -373,7 +373,7 @@ def bounds_for(library: ContractLibrary, context: str, upstream: Mapping[str, Ma
                secret: Collection[tuple[str, str, str]] = ()) -> Bounds:
     """What ``context``'s roles may reach: the consumed interfaces, identified by their producers' outputs.
     Outputs named in ``secret`` (producer, interface, field) are left out: bounds may be written to a file."""
-    from components._common import ACTIONS  # the one table of access -> actions; it imports pulumi: deferred
+    from components.common import ACTIONS  # the one table of access -> actions; it imports pulumi: deferred
 
     consumed = []
     for link in library.links(context):

@@ -15,6 +15,8 @@ environment                   ``ENVS``             ``ENV#<name>``  (one partitio
 stack                         ``ENV#<env>``        ``STACK#<context>``
 run                           ``ENV#<env>``        ``RUN#<id, 12 digits>``
 lock (a lease)                ``ENV#<env>``        ``LOCK``
+where a stack last ran        ``ENV#<env>``        ``WORKER#<context>``
+a worker's stack lease        ``STACKLEASE#<stack>``  ``LEASE``  (written by workers: ``ode.executors.leases``)
 run id counter                ``META``             ``RUN_COUNTER``
 schema version                ``META``             ``SCHEMA``
 ============================  ===================  ==========================================================
@@ -769,6 +771,21 @@ class DynamoDBRegistry:
                                     "checked_at = if_not_exists(checked_at, :h)",
                    ExpressionAttributeValues={":c": {"S": context}, ":h": {"S": healed_at},
                                               ":r": {"NULL": True} if run_id is None else {"N": str(run_id)}})
+
+    def record_worker(self, env: str, context: str, *, worker: dict[str, Any], log: str | None) -> None:
+        """Record where ``env.context``'s last operation ran and where its log is (fenced like every write)."""
+        item: dict[str, Any] = {"pk": _env_pk(env), "sk": {"S": f"WORKER#{context}"}, "context": {"S": context},
+                                "worker": {"S": json.dumps(worker, sort_keys=True, default=str)}}
+        if log:
+            item["log"] = {"S": log}
+        self._write(env, "put_item", Item=item)
+
+    def workers(self, env: str) -> dict[str, dict[str, Any]]:
+        """Where each stack of ``env`` last ran: context -> ``{"worker", "log"}``."""
+        found: dict[str, dict[str, Any]] = {}
+        for d in self._query(_env_pk(env), "WORKER#"):
+            found[str(d["context"])] = {"worker": json.loads(d["worker"]), "log": d.get("log")}
+        return found
 
     def drift_checks(self, env: str) -> list[dict[str, Any]]:
         """The last drift check of each stack of ``env``, by context."""

@@ -109,6 +109,13 @@ class RegistryBackend(Protocol):
     def close(self) -> None:
         """Release connections and stop background threads."""
 
+    # -- where stacks ran (optional: callers look for them with getattr) --
+    def record_worker(self, env: str, context: str, *, worker: dict[str, Any], log: str | None) -> None:
+        """Record where a stack's last operation ran (``{"kind", "host", "pid"}``, a build's id) and its log."""
+
+    def workers(self, env: str) -> dict[str, dict[str, Any]]:
+        """Where each stack of ``env`` last ran: context -> ``{"worker", "log"}``."""
+
     # -- drift checks --
     def record_drift_check(self, env: str, context: str, *, checked_at: str, drifted: list[dict[str, Any]] | None,
                            error: str | None = None) -> None:

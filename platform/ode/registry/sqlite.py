@@ -446,6 +446,24 @@ class Registry:
                           "FROM runs WHERE env = ? ORDER BY id", (env,))
         return [RunRecord(*r) for r in rows]
 
+    # -- where stacks ran (executors) ------------------------------------------------------------------------------
+
+    def record_worker(self, env: str, context: str, *, worker: dict[str, Any], log: str | None) -> None:
+        """Record where ``env.context``'s last operation ran (host and pid, a build's id) and where its log is."""
+        with self._tx(env) as db:
+            # Created on first use: registries written before executors existed need no migration.
+            db.execute("CREATE TABLE IF NOT EXISTS workers (env TEXT NOT NULL, context TEXT NOT NULL, worker TEXT "
+                       "NOT NULL, log TEXT, PRIMARY KEY (env, context))")
+            db.execute("INSERT OR REPLACE INTO workers (env, context, worker, log) VALUES (?, ?, ?, ?)",
+                       (env, context, json.dumps(worker, sort_keys=True, default=str), log))
+
+    def workers(self, env: str) -> dict[str, dict[str, Any]]:
+        """Where each stack of ``env`` last ran: context -> ``{"worker", "log"}`` (none before any was recorded)."""
+        if not self._read("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workers'"):
+            return {}  # nothing was recorded yet (a command that only reads creates no table)
+        rows = self._read("SELECT context, worker, log FROM workers WHERE env = ?", (env,))
+        return {r[0]: {"worker": _loads(self.path, "workers", r[0], "worker", r[1]), "log": r[2]} for r in rows}
+
     # -- drift checks (``ode drift``) -----------------------------------------------------------------------------
 
     def _drift_table(self, db: sqlite3.Connection) -> None:

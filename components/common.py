@@ -17,8 +17,8 @@ from typing import Any
 
 import pulumi
 
-from ._names import _HASH_LEN, LIMITS, bucket_name, physical_name  # noqa: F401 - re-exported
 from .kinds import KINDS, Settings
+from .names import _HASH_LEN, LIMITS, bucket_name, physical_name  # noqa: F401 - re-exported
 
 #: The tags every taggable resource carries (beside any the provider adds as default tags).
 TAG_ENV, TAG_CONTEXT, TAG_OWNER = "ode:env", "ode:context", "ode:owner"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,23 @@ def sample_library(tmp_path: Path) -> Path:
     dest = tmp_path / "contracts"
     shutil.copytree(SAMPLE, dest)
     return dest
+
+
+def git(repo: Path, *args: str) -> None:
+    """``git ARGS`` in ``repo`` as a fixed author, bounded in time."""
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=dev@example.com", "-c", "user.name=dev", *args],
+                   check=True, capture_output=True, timeout=60)
+
+
+def committed_sample(root: Path, prepare: Callable[[Path], None] | None = None) -> Path:
+    """A git repository at ``root`` holding a copy of the sample library under ``contracts/`` (changed by
+    ``prepare(root)`` first), committed once; the test is skipped where git is not installed."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    shutil.copytree(SAMPLE, root / "contracts")
+    if prepare is not None:
+        prepare(root)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "library")
+    return root

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ode import load_library
 from ode.authoring.evolution import schema_changes
 
 from .cli_runner import Ran, ode
-from .conftest import SAMPLE
+from .conftest import SAMPLE, committed_sample, git
 
 # -- ode components ---------------------------------------------------------------------------------------------
 
@@ -147,22 +146,10 @@ def test_init_refuses_to_overwrite_and_bad_names(tmp_path: Path) -> None:
 # -- ode diff ---------------------------------------------------------------------------------------------------
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.email=dev@example.com", "-c", "user.name=dev", *args],
-                   check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository holding a copy of the sample library, committed once."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    root = tmp_path / "repo"
-    shutil.copytree(SAMPLE, root / "contracts")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "library")
-    return root
+    return committed_sample(tmp_path / "repo")
 
 
 def edit(path: Path, change: Any) -> None:

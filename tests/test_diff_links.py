@@ -5,34 +5,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from .cli_runner import Ran, ode
-from .conftest import SAMPLE
+from .conftest import committed_sample, git
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.email=dev@example.com", "-c", "user.name=dev", *args],
-                   check=True, capture_output=True, timeout=60)
+def _shared_environments(root: Path) -> None:
+    (root / "shared").mkdir()
+    (root / "contracts" / "environments.yaml").rename(root / "shared" / "environments.yaml")
+    (root / "contracts" / "environments.yaml").symlink_to("../shared/environments.yaml")
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository holding a copy of the sample library whose environments.yaml is a link to a shared file."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    root = tmp_path / "repo"
-    shutil.copytree(SAMPLE, root / "contracts")
-    (root / "shared").mkdir()
-    (root / "contracts" / "environments.yaml").rename(root / "shared" / "environments.yaml")
-    (root / "contracts" / "environments.yaml").symlink_to("../shared/environments.yaml")
-    git(root, "init", "-q")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "library")
-    return root
+    return committed_sample(tmp_path / "repo", _shared_environments)
 
 
 def diff(repo: Path, ref: str = "HEAD") -> Ran:

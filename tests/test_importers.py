@@ -461,7 +461,8 @@ def test_remote_documents_are_bounded_in_size_and_time(lib: Path, tmp_path: Path
 def test_files_outside_the_spec_folder_are_never_read(lib: Path, tmp_path: Path, command: str,
                                                       writer: Any) -> None:
     secret = tmp_path / "credentials.json"
-    secret.write_text('{"type": "object", "description": "AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG"}')
+    key = "AKIA" + "IOSFODNN7EXAMPLE"  # assembled here: no access key id is written whole in the repository
+    secret.write_text('{"type": "object", "description": "' + key + ' wJalrXUtnFEMI/K7MDENG"}')
     folder = tmp_path / "spec"
     (folder / ".git").mkdir(parents=True)
     (folder / ".git" / "config.json").write_text('{"type": "object", "description": "token"}')

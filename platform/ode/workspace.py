@@ -52,7 +52,7 @@ from .execution.scheduler import DEFAULT_PARALLEL
 from .policy.gate import install_gate
 from .progress import reporter_for
 from .publishing.lifecycle_events import LifecycleEmitter, wanted_bus
-from .publishing.ssm_outputs import OutputsPublisher, wants_ssm
+from .publishing.ssm_outputs import ROOT, OutputsPublisher, wants_ssm
 from .registry.opening import open_registry
 from .registry.protocol import RegistryBackend
 from .registry.sqlite import Registry
@@ -290,7 +290,6 @@ class Workspace:
 
     def _ssm_place(self, library: ContractLibrary) -> Callable[[str, str], tuple[str, str | None] | None]:
         """Where an environment's outputs are in SSM Parameter Store, for workers reading secret upstream values."""
-        from .publishing.ssm_outputs import ROOT
 
         def place(env: str, producer: str) -> tuple[str, str | None] | None:
             settings = self._settings_env(library, env)

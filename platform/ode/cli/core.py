@@ -332,7 +332,8 @@ def handle_sigterm() -> bool:
 def engine_options(func: F) -> F:
     """Add the options of commands that run stacks: ``--engine``, ``--parallel``, ``--executor``, the simulated
     engine's faults, ``--force-unlock`` and ``--target``."""
-    from ..execution.scheduler import DEFAULT_PARALLEL  # the one default of every front end
+    # deferred: `ode --help` loads no execution module (the one default of every front end lives there)
+    from ..execution.scheduler import DEFAULT_PARALLEL
 
     options = [
         click.option("--engine", "engine", default="auto", envvar="ODE_ENGINE", show_default=True,

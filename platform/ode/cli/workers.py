@@ -10,6 +10,10 @@ from typing import Any
 
 import click
 
+from ..errors import UsageError
+from ..executors.codebuild import init_project
+from ..executors.tasks import result_document
+from ..executors.worker import EXIT_INTERRUPTED, die_with_parent, run_document, worker_identity
 from .core import EXIT_USAGE, Common, common_options
 
 
@@ -29,8 +33,6 @@ def run(task_path: str, root: Path | None) -> None:
     with the engine it names, and print the result document (JSON, one line) on standard output; progress goes to
     standard error. Exit status 0 done, 1 the stack failed (or its lease is held: another delivery runs it), 2 a
     bad task, 130 interrupted."""
-    from ..executors.tasks import result_document
-    from ..executors.worker import EXIT_INTERRUPTED, die_with_parent, run_document, worker_identity
 
     die_with_parent()
     # Started in the background of a shell without job control (a buildspec's `setsid ode stack run &`), this
@@ -40,7 +42,6 @@ def run(task_path: str, root: Path | None) -> None:
         text = sys.stdin.read() if task_path == "-" else Path(task_path).read_text()
         doc: Any = json.loads(text)
     except (OSError, ValueError) as exc:
-        from ..errors import UsageError
 
         error = UsageError(f"task {task_path}: not a JSON document ({str(exc).splitlines()[0]})")
         click.echo(json.dumps(result_document("?", "?", error=error, worker=worker_identity())))
@@ -101,7 +102,6 @@ def init_codebuild(common: Common, project: str, region: str | None, source_type
     """The CodeBuild project that runs stacks: a least-privilege service role (its log group, the environments'
     deploy roles, the state prefix, the KMS key, stack leases in the registry's table), a buildspec that runs `ode
     stack run`, a log group with a retention. Run again, it changes nothing."""
-    from ..executors.codebuild import init_project
 
     library = common.workspace().library()
     report = init_project(project=project, region=region, library=library, source_type=source_type,

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import aws_clients
 from ..errors import OdeError, UsageError
 from ..execution.executor import StackTask
 from .opening import ExecutorSetup, ExecutorUrl, parse_url
@@ -71,7 +72,6 @@ class CodeBuildService:
     """The CodeBuild and CloudWatch Logs calls the executor makes (boto3 clients from :mod:`ode.aws_clients`)."""
 
     def __init__(self, region: str | None):
-        from .. import aws_clients
 
         self.region = region
         self.codebuild = aws_clients.client("codebuild", region)
@@ -283,7 +283,6 @@ def init_project(*, project: str, region: str | None, library: Any, source_type:
     included); what each part was: ``created``, ``updated`` or ``unchanged``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .. import aws_clients
 
     try:
         return _init(project=project, region=region, library=library, source_type=source_type,

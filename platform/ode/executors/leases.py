@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .. import aws_clients
 from ..errors import UsageError
 from ..execution.executor import DuplicateDeliveryError
 
@@ -149,7 +150,6 @@ class DynamoLeases:
     ours to renew or release)."""
 
     def __init__(self, table: str, region: str | None):
-        from .. import aws_clients
 
         self.table = table
         self.client = aws_clients.client("dynamodb", region)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..engines.protocol import EngineError, ProgressCallback, StackResult
-from ..execution.executor import StackTask
+from ..execution.executor import StackTask, WorkerLostError
 from .opening import ExecutorSetup, ExecutorUrl, lease_url, require_shared_state
 from .tasks import Dispatch, git_place, read_result, task_document
 
@@ -200,7 +200,6 @@ class RemoteExecutor:
 
 def lost(stack: str, message: str, worker: dict[str, Any] | None = None) -> EngineError:
     """A worker that died or never answered: :class:`~ode.execution.executor.WorkerLostError` with where."""
-    from ..execution.executor import WorkerLostError
 
     error = WorkerLostError(stack, message)
     error.worker = worker  # type: ignore[attr-defined]

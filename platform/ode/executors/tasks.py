@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import git
 from ..engines.protocol import (
     ConcurrentUpdateError,
     EngineError,
@@ -78,7 +79,6 @@ class Dispatch:
 
 def git_place(contracts: Path) -> tuple[str | None, str | None]:
     """(the contracts' folder relative to its git work tree, HEAD's commit), or (None, None) outside git."""
-    from .. import git
 
     try:
         top = git.top(contracts, purpose="to name the commit workers deploy")

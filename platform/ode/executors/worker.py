@@ -31,10 +31,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..engines.protocol import Engine, EngineError, StackResult
+from .. import aws_clients, git
+from ..contracts import load_library
+from ..engines.factory import make_engine
+from ..engines.protocol import Engine, EngineError, StackNotFoundError, StackResult
 from ..errors import OdeError, UsageError
 from ..execution.executor import StackTask, TaskTimeoutError, run_task
 from ..masking import SECRET_MASK
+from ..policy.gate import install_gate
+from ..program import StackSpec
 from .leases import Heartbeat, Lease, StackLeases, open_leases
 from .tasks import SecretRef, TaskDocument, read_task, result_document
 
@@ -57,7 +62,6 @@ def find_contracts(task: TaskDocument, root: Path | None = None) -> Path:
     """The contracts of ``task`` on this worker: the coordinator's path where this machine has it, else the same
     folder of this worker's checkout (``root``, else the git work tree of the current directory); at the task's
     commit when it names one."""
-    from .. import git
 
     candidates = [Path(task.contracts)]
     if task.repo_path is not None:
@@ -88,9 +92,6 @@ def find_contracts(task: TaskDocument, root: Path | None = None) -> Path:
 def make_worker_engine(task: TaskDocument, contracts: Path) -> Engine:
     """The engine the task names, as the coordinator opened it: its state backend and secrets provider, the
     simulated engine's faults, and the policy gate."""
-    from ..contracts import load_library
-    from ..engines.factory import make_engine
-    from ..policy.gate import install_gate
 
     library = load_library(contracts)
     # The coordinator's state directory where this machine has it (workers beside it), else this worker's own.
@@ -114,8 +115,6 @@ def make_worker_engine(task: TaskDocument, contracts: Path) -> Engine:
 def read_secrets(task: TaskDocument, engine: Engine, contracts: Path) -> dict[tuple[str, str, str], Any]:
     """Each secret upstream value, read where its reference says: SSM first where named (one call), else the
     producer's state through ``engine`` (each candidate environment in turn)."""
-    from ..engines.protocol import StackNotFoundError
-    from ..program import StackSpec
 
     found: dict[tuple[str, str, str], Any] = {}
     states: dict[tuple[str, str], dict[str, Any]] = {}
@@ -151,7 +150,6 @@ def read_secrets(task: TaskDocument, engine: Engine, contracts: Path) -> dict[tu
 def _from_ssm(ref: SecretRef) -> Any:
     import json
 
-    from .. import aws_clients
 
     assert ref.ssm is not None
     name, region = ref.ssm

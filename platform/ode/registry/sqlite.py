@@ -90,16 +90,6 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Registry:
     """The SQLite registry under ``state_dir``. Every method is one transaction; safe to share between threads.
 
@@ -355,7 +345,7 @@ class Registry:
                              (env,)).fetchone()
             if row is not None:
                 here = row[1] == host
-                alive = here and isinstance(row[2], int) and _alive(row[2])  # a hand-edited pid names no process
+                alive = here and isinstance(row[2], int) and process_alive(row[2])  # a hand-edited pid names no process
                 if alive and force_unlock:
                     raise LockedError(env, row[0], row[3], row[4], still_running=True)
                 if not (force_unlock or (here and not alive)):
